@@ -1,0 +1,124 @@
+"""The app factory: `create_app(config)` wires settings, components and blueprints.
+
+Role in the data flow: built once per process. Everything that can be done at start-up is done
+here (value sets loaded and card templates compiled by the Evaluator, the thread pool for FHIR
+fetches, the governance store), so the per-request path only does per-request work.
+"""
+
+from __future__ import annotations
+
+import atexit
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, g, request
+from flask_cors import CORS
+from werkzeug.exceptions import HTTPException
+
+from . import auth
+from .api import api, json_response, log_request
+from .config import load_settings
+from .errors import CdsError
+from .evaluation import Evaluator
+from .logs import configure_logging, get_logger, log_event
+from .registry import ServiceRegistry
+from .store import create_recorder
+
+# Werkzeug's HTTP errors mapped onto our numbered messages.
+_HTTP_TO_CODE = {404: "LCDS-1404P", 405: "LCDS-1405", 413: "LCDS-1413", 415: "LCDS-1415", 429: "LCDS-1429"}
+
+
+@dataclass
+class CdsState:
+    registry: ServiceRegistry
+    evaluator: Evaluator
+    executor: ThreadPoolExecutor
+    recorder: Any  # store.Recorder: record(request, result, now), close()
+
+
+def create_app(config: dict | None = None) -> Flask:
+    settings = load_settings(config)
+    logger = configure_logging(settings["LOG_LEVEL"])
+
+    app = Flask(__name__)
+    app.config.update(settings)
+    app.config["MAX_CONTENT_LENGTH"] = settings["MAX_BODY_BYTES"]
+    app.json.sort_keys = False
+
+    executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="fhir-fetch")
+    app.extensions["lumbar_cds"] = CdsState(
+        registry=ServiceRegistry(),
+        evaluator=Evaluator(settings),
+        executor=executor,
+        recorder=create_recorder(settings),
+    )
+
+    def shutdown() -> None:
+        state = app.extensions["lumbar_cds"]
+        state.recorder.close()  # flush queued judgements: nothing accepted is lost
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    app.extensions["lumbar_cds_shutdown"] = shutdown
+    atexit.register(shutdown)
+
+    # CORS for browser clients such as the CDS Hooks sandbox (pathway.md section 3a).
+    CORS(
+        app,
+        resources={r"/cds-services*": {"origins": list(settings["CORS_ORIGINS"])}},
+        allow_headers=["Authorization", "Content-Type"],
+        methods=["GET", "POST", "OPTIONS"],
+        max_age=600,
+    )
+
+    app.register_blueprint(api)
+    from .feedback import feedback_bp
+    from .dashboard import dashboard_bp
+    from .openapi import openapi_bp
+
+    app.register_blueprint(feedback_bp)
+    app.register_blueprint(dashboard_bp)
+    app.register_blueprint(openapi_bp)
+    auth.init_app(app)
+
+    @app.get("/healthz")
+    def healthz():
+        return json_response({"status": "ok"})
+
+    @app.before_request
+    def start_timer():
+        g.started = time.perf_counter()
+
+    app.after_request(log_request)
+
+    @app.errorhandler(CdsError)
+    def handle_cds_error(error: CdsError):
+        g.error_code = error.code
+        response = json_response(error.to_json(), error.status)
+        if error.status == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    @app.errorhandler(HTTPException)
+    def handle_http_error(error: HTTPException):
+        code = _HTTP_TO_CODE.get(error.code or 0)
+        if code is None:
+            body = {"error": {"code": f"LCDS-HTTP-{error.code}", "status": error.code, "message": error.name}}
+            g.error_code = body["error"]["code"]
+            return json_response(body, error.code or 500)
+        params = {"method": request.method, "limit": settings["MAX_BODY_BYTES"]}
+        return handle_cds_error(CdsError(code, params))
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(error: Exception):
+        reference = uuid.uuid4().hex[:12]
+        log_event(
+            logger, "unhandled error", 40, reference=reference, path=request.path,
+            exception=type(error).__name__,
+        )
+        logger.debug("unhandled error traceback", exc_info=error)
+        return handle_cds_error(CdsError("LCDS-1500", {"reference": reference}))
+
+    return app

@@ -1,0 +1,109 @@
+"""The `lumbar-cds` command: serve, evaluate a request file, and the governance commands.
+
+Role in the data flow: an edge. `serve` runs the app under gunicorn; `evaluate` pushes one hook
+request JSON through the same app (same validation, gathering and pathway) and prints the
+response, which is how a developer tries a request without an EHR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import orjson
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from .app import create_app
+
+    class Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{args.host}:{args.port}" if ":" not in args.host else f"[{args.host}]:{args.port}")
+            self.cfg.set("workers", args.workers)
+            self.cfg.set("threads", args.threads)
+            self.cfg.set("timeout", args.timeout)
+            self.cfg.set("graceful_timeout", 20)
+            self.cfg.set("accesslog", None)  # our structured request log replaces it
+
+        def load(self):
+            return create_app()
+
+    print(f"lumbar-cds: serving on http://{args.host}:{args.port}/cds-services", file=sys.stderr)
+    Server().run()
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .app import create_app
+
+    raw = sys.stdin.buffer.read() if args.file == "-" else open(args.file, "rb").read()
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        print('{"error": {"code": "LCDS-1001", "message": "The request file is not valid JSON."}}')
+        return 2
+    service = args.service or _service_for(body)
+    if service is None:
+        print('{"error": {"code": "LCDS-1003", "message": "Give --service, or a request whose hook names one."}}')
+        return 2
+    app = create_app({"RECORD_JUDGEMENTS": False} if args.no_record else None)
+    client = app.test_client()
+    response = client.post(f"/cds-services/{service}", data=raw, content_type="application/json")
+    option = orjson.OPT_INDENT_2 if args.pretty else 0
+    sys.stdout.write(orjson.dumps(response.get_json(), option=option).decode() + "\n")
+    return 0 if response.status_code == 200 else 1
+
+
+def _service_for(body) -> str | None:
+    from .registry import SERVICES
+
+    hook = body.get("hook") if isinstance(body, dict) else None
+    for service in SERVICES:
+        if service.hook == hook:
+            return service.id
+    return None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lumbar-cds", description="Lumbar spine imaging CDS Hooks service."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve the CDS Hooks API with gunicorn",
+                                description="Serve the CDS Hooks API with gunicorn.")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    serve.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    serve.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
+    serve.add_argument("--timeout", type=int, default=30, help="worker timeout in seconds (default 30)")
+    serve.set_defaults(handler=_serve)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="evaluate one hook request file and print the response",
+        description="Evaluate a CDS Hooks request (JSON file, or - for stdin) and print the response JSON.",
+    )
+    evaluate.add_argument("file", help="hook request JSON file, or - for standard input")
+    evaluate.add_argument("--service", help="service id (default: the service of the request's hook)")
+    evaluate.add_argument("--pretty", action="store_true", help="indent the JSON output")
+    evaluate.add_argument("--no-record", action="store_true", help="do not record the judgement")
+    evaluate.set_defaults(handler=_evaluate)
+
+    try:
+        from .store.cli import register as register_store_commands
+    except ImportError:
+        pass
+    else:
+        register_store_commands(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Numbered error messages and their JSON rendering.
+
+Role in the data flow: every stage raises `CdsError` for bad input or data it cannot have; the
+controller turns it into a JSON body `{"error": {"code", "status", "message", "field"?}}`. Codes
+are stable (as HAPI FHIR numbers its messages) so integration engineers can search them in the
+README. No error body or log line ever carries PHI, a token or a stack trace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# code -> (HTTP status, message template). Templates name fields, never values from the request.
+MESSAGES: dict[str, tuple[int, str]] = {
+    "LCDS-1001": (400, "The request body is not valid JSON."),
+    "LCDS-1002": (400, "The request body must be a JSON object."),
+    "LCDS-1003": (400, "Required field '{field}' is missing."),
+    "LCDS-1004": (400, "Field '{field}' has the wrong type: expected {expected}."),
+    "LCDS-1005": (400, "Field 'hook' is '{value}' but service '{service}' answers '{expected}'."),
+    "LCDS-1006": (400, "Field '{field}' is invalid: {reason}."),
+    "LCDS-1007": (400, "The request body nests deeper than {limit} levels."),
+    "LCDS-1008": (400, "'fhirAuthorization' is given without 'fhirServer'."),
+    "LCDS-1009": (400, "Field '{field}' is not an allowed FHIR server: {reason}."),
+    "LCDS-1010": (400, "Feedback item {index} is invalid: {reason}."),
+    "LCDS-1401": (401, "Authentication required."),
+    "LCDS-1403": (403, "Forbidden."),
+    "LCDS-1404": (404, "No CDS service with id '{service}'."),
+    "LCDS-1405": (405, "Method {method} is not allowed here."),
+    "LCDS-1413": (413, "The request body is larger than {limit} bytes."),
+    "LCDS-1414": (413, "'{field}' has more than {limit} entries."),
+    "LCDS-1415": (415, "The request body must be JSON (Content-Type: application/json)."),
+    "LCDS-1412": (412, "Required data '{key}' could not be read from prefetch or fetched from fhirServer: {reason}."),
+    "LCDS-1429": (429, "Too many requests."),
+    "LCDS-1500": (500, "Internal error; the request was not processed. Reference: {reference}."),
+    "LCDS-1404P": (404, "Not found."),
+}
+
+
+@dataclass
+class CdsError(Exception):
+    """An error the client can act on. `code` is a key of MESSAGES; `params` fill its template."""
+
+    code: str
+    params: dict | None = None
+    field: str | None = None
+
+    @property
+    def status(self) -> int:
+        return MESSAGES[self.code][0]
+
+    @property
+    def message(self) -> str:
+        template = MESSAGES[self.code][1]
+        try:
+            return template.format(**(self.params or {}))
+        except (KeyError, IndexError):
+            return template
+
+    def to_json(self) -> dict:
+        body = {"code": self.code, "status": self.status, "message": self.message}
+        if self.field:
+            body["field"] = self.field
+        return {"error": body}
+
+    def __str__(self) -> str:  # used in logs: code and message only
+        return f"{self.code}: {self.message}"

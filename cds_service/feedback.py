@@ -1,0 +1,7 @@
+"""The CDS Hooks feedback endpoint (placeholder until the Governance issue lands)."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+feedback_bp = Blueprint("feedback", __name__)

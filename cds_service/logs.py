@@ -1,0 +1,88 @@
+"""One logging configuration: structured JSON lines on stderr, with tokens redacted.
+
+Role in the data flow: cross-cutting. The service logs what an operator needs (service id,
+hookInstance, status, duration, error codes, failure reasons) and never request bodies, patient
+ids, names, birth dates or tokens. `RedactingFilter` is the safety net: whatever reaches a log
+record, a bearer token or JWT in it is replaced before it is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+
+import orjson
+
+LOGGER_NAME = "lumbar_cds"
+
+_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-._~+/]+=*")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
+_TOKEN_FIELD = re.compile(r'(?i)("?(?:access_token|id_token|refresh_token|authorization)"?\s*[:=]\s*"?)[^",\s}]+')
+
+
+def redact(text: str) -> str:
+    text = _BEARER.sub(r"\1[REDACTED]", text)
+    text = _JWT.sub("[REDACTED-JWT]", text)
+    return _TOKEN_FIELD.sub(r"\1[REDACTED]", text)
+
+
+class RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            try:
+                record.msg = record.msg % record.args
+            except (TypeError, ValueError):
+                record.msg = f"{record.msg} {record.args!r}"
+            record.args = None
+        record.msg = redact(str(record.msg))
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            record.fields = {k: redact(v) if isinstance(v, str) else v for k, v in fields.items()}
+        return True
+
+
+class JsonLineFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            line.update(fields)
+        if record.exc_info and record.exc_info[0] is not None:
+            # The exception's type and where it was raised, never its message (it may hold data).
+            tb = record.exc_info[2]
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            line["exception"] = record.exc_info[0].__name__
+            if tb is not None:
+                line["at"] = f"{tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"
+        return orjson.dumps(line, default=str).decode()
+
+
+def configure_logging(level: str = "INFO") -> logging.Logger:
+    """Idempotent: one stderr handler on the package logger (and on gunicorn's error logger)."""
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.setLevel(level.upper())
+    if not any(getattr(h, "_lumbar_cds", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonLineFormatter())
+        handler.addFilter(RedactingFilter())
+        handler._lumbar_cds = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    # Werkzeug's own access log prints request lines; ours replaces it.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    return logger
+
+
+def get_logger(name: str | None = None) -> logging.Logger:
+    return logging.getLogger(LOGGER_NAME if not name else f"{LOGGER_NAME}.{name}")
+
+
+def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields) -> None:
+    logger.log(level, event, extra={"fields": fields})

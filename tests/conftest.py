@@ -1,0 +1,32 @@
+"""Shared fixtures: the app, its test client, and a real loopback FHIR server."""
+
+from __future__ import annotations
+
+import pytest
+
+from cds_service.app import create_app
+from tests.support.fhir_server import FhirServerBehaviour, LoopbackFhirServer
+
+
+@pytest.fixture
+def app_config(tmp_path):
+    """Settings for a test app: embedded store in the test's own folder."""
+    return {"TESTING": True, "DATABASE_PATH": str(tmp_path / "store.sqlite3")}
+
+
+@pytest.fixture
+def app(app_config):
+    app = create_app(app_config)
+    yield app
+    app.extensions["lumbar_cds_shutdown"]()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def fhir_server():
+    with LoopbackFhirServer(FhirServerBehaviour()) as server:
+        yield server
