@@ -106,6 +106,8 @@ class ImagingOrder:
 @dataclass
 class PathwayInputs:
     patient: PatientFacts
+    # The day the pathway judges on: the judged orders' authoredOn (the latest), else today (UTC).
+    reference_date: date
     episode: list[EpisodeCondition] = field(default_factory=list)
     red_flags: list[RedFlagFact] = field(default_factory=list)
     measurements: list[Measurement] = field(default_factory=list)
