@@ -23,7 +23,7 @@ from .api import api, json_response, log_request
 from .config import load_settings
 from .errors import CdsError
 from .evaluation import Evaluator
-from .logs import configure_logging, get_logger, log_event
+from .logs import configure_logging, log_event
 from .registry import ServiceRegistry
 from .store import create_recorder
 
@@ -74,8 +74,8 @@ def create_app(config: dict | None = None) -> Flask:
     )
 
     app.register_blueprint(api)
-    from .feedback import feedback_bp
     from .dashboard import dashboard_bp
+    from .feedback import feedback_bp
     from .openapi import openapi_bp
 
     app.register_blueprint(feedback_bp)

@@ -65,12 +65,27 @@ class JsonLineFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
+class _CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at emit time (as logging's lastResort does)."""
+
+    def __init__(self):
+        super().__init__()
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
 def configure_logging(level: str = "INFO") -> logging.Logger:
     """Idempotent: one stderr handler on the package logger (and on gunicorn's error logger)."""
     logger = logging.getLogger(LOGGER_NAME)
     logger.setLevel(level.upper())
     if not any(getattr(h, "_lumbar_cds", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _CurrentStderrHandler()
         handler.setFormatter(JsonLineFormatter())
         handler.addFilter(RedactingFilter())
         handler._lumbar_cds = True  # type: ignore[attr-defined]

@@ -38,6 +38,8 @@ class LoopbackFhirServer:
         self.behaviour = behaviour or FhirServerBehaviour()
         self.resources: dict[str, dict[str, dict]] = {}  # type -> id -> resource
         self.seen: list[SeenRequest] = []
+        self.in_flight = 0
+        self.max_in_flight = 0  # most requests being answered at the same moment
         self._lock = threading.Lock()
         server = self
 
@@ -48,7 +50,14 @@ class LoopbackFhirServer:
                 pass
 
             def do_GET(self):  # noqa: N802 - http.server's naming
-                server._handle(self)
+                with server._lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    server._handle(self)
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
