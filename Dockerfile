@@ -1,0 +1,25 @@
+# lumbar-imaging-cds: the CDS Hooks service under gunicorn, as a non-root user.
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml setup.cfg README.md ./
+COPY cds_service ./cds_service
+COPY cards ./cards
+RUN pip install --no-cache-dir --upgrade pip wheel \
+ && pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    # Production defaults: clients must sign their calls (CDS Hooks 2.0 "Trusting CDS Clients").
+    CDS_AUTH_REQUIRED=true \
+    CDS_DATABASE_PATH=/data/lumbar-cds.sqlite3
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
+ && useradd --system --uid 10001 --home-dir /data --create-home cds
+USER cds
+WORKDIR /data
+VOLUME ["/data"]
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
+  CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status == 200 else 1)"]
+CMD ["lumbar-cds", "serve", "--host", "0.0.0.0", "--port", "8080", "--workers", "2"]
