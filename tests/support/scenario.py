@@ -1,0 +1,305 @@
+"""Clinical scenarios: load the JSON vignettes, run them, and read what the service answered.
+
+Role in the test data flow: `tests/scenarios/*.json` holds one clinical vignette per file (a full
+CDS Hooks request with its prefetch, plus the cards and PAMA ratings a clinician expects, see
+pathway.md section 3). This module
+- loads and checks the fixtures (`load_scenarios`, `fixture_problems`), so a broken one fails loudly;
+- turns a prefetch into the same data on the loopback FHIR server (`load_fhir_server`) and the
+  request into one that carries no prefetch but `fhirServer` + `fhirAuthorization`
+  (`without_prefetch`), so each vignette is also run through the service's own fetching path;
+- reduces a CDS Hooks response to what the vignette asserts (`outcome`): per card its topic,
+  indicator and the draft order it names; per order the pama-rating of its system action
+  (read from `extension.systemActions`, where the CDS Hooks sandbox reads it, pathway.md 3a).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+
+SERVICE_FOR_HOOK = {"order-select": "lumbar-imaging-order-select", "order-sign": "lumbar-imaging-order-sign"}
+
+# pathway.md section 3, card table: each topic has one indicator.
+TOPIC_INDICATORS = {
+    "cauda-equina-risk": "critical",
+    "imaging-before-6-weeks": "warning",
+    "prefer-mri-without-contrast": "info",
+    "repeat-imaging": "warning",
+    "symptom-duration-unknown": "info",
+}
+RATINGS = ("appropriate", "not-appropriate", "no-criteria-apply")
+
+PAMA_RATING_URL = "http://fhir.org/argonaut/Extension/pama-rating"
+PAMA_RATING_SYSTEM = "http://fhir.org/argonaut/CodeSystem/pama-rating"
+PAMA_CONSULT_ID_URL = "http://fhir.org/argonaut/Extension/pama-rating-consult-id"
+
+# The bearer token the no-prefetch run hands the service; the loopback server demands it.
+SCENARIO_TOKEN = "scenario-token-7f3c9a"
+PREFETCH_KEYS = (
+    "patient", "conditions", "observations", "procedures", "medications", "imagingStudies", "diagnosticReports",
+)
+
+_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+# -- fixtures -------------------------------------------------------------------------------------
+def load_scenarios(directory: Path = SCENARIO_DIR) -> list[tuple[str, dict]]:
+    """(name, fixture) for every `*.json` file, sorted by name. Unreadable JSON raises here."""
+    scenarios = []
+    for path in sorted(directory.glob("*.json")):
+        with path.open(encoding="utf-8") as handle:
+            scenarios.append((path.stem, json.load(handle)))
+    return scenarios
+
+
+def draft_order_references(request: dict) -> list[str]:
+    entries = ((request.get("context") or {}).get("draftOrders") or {}).get("entry") or []
+    refs = []
+    for entry in entries:
+        resource = entry.get("resource") or {}
+        if resource.get("resourceType") and resource.get("id"):
+            refs.append(f"{resource['resourceType']}/{resource['id']}")
+    return refs
+
+
+def fixture_problems(name: str, fixture: Any) -> list[str]:
+    """Everything wrong with one fixture's shape (empty list: well formed)."""
+    problems: list[str] = []
+    if not _NAME.match(name):
+        problems.append("file name must be kebab-case")
+    if not isinstance(fixture, dict):
+        return problems + ["fixture must be a JSON object"]
+    extra = set(fixture) - {"title", "description", "request", "expected"}
+    if extra:
+        problems.append(f"unknown top-level keys {sorted(extra)}")
+    for key in ("title", "description"):
+        if not isinstance(fixture.get(key), str) or len(fixture[key].strip()) < 10:
+            problems.append(f"{key} must be a sentence")
+    request = fixture.get("request")
+    if not isinstance(request, dict):
+        return problems + ["request must be an object"]
+    if request.get("hook") not in SERVICE_FOR_HOOK:
+        problems.append("request.hook must be order-select or order-sign")
+    if not request.get("hookInstance"):
+        problems.append("request.hookInstance missing")
+    if "fhirServer" in request or "fhirAuthorization" in request:
+        problems.append("request must not name a fhirServer: the runner sets the loopback one")
+    context = request.get("context")
+    if not isinstance(context, dict):
+        return problems + ["request.context must be an object"]
+    for key in ("userId", "patientId", "draftOrders"):
+        if key not in context:
+            problems.append(f"request.context.{key} missing")
+    orders = draft_order_references(request)
+    if request.get("hook") == "order-select":
+        selections = context.get("selections")
+        if not isinstance(selections, list) or not selections:
+            problems.append("order-select needs context.selections")
+        else:
+            problems += [f"selection {s} is not a draft order" for s in selections if s not in orders]
+    # A coded order without authoredOn would be judged on today's date: results would drift.
+    for entry in (context.get("draftOrders") or {}).get("entry") or []:
+        resource = entry.get("resource") or {}
+        coded = any(c.get("code") for c in (resource.get("code") or {}).get("coding") or [])
+        if coded and not resource.get("authoredOn"):
+            problems.append(f"ServiceRequest/{resource.get('id')} has a code but no authoredOn")
+    prefetch = request.get("prefetch")
+    if not isinstance(prefetch, dict):
+        problems.append("request.prefetch must be an object")
+    else:
+        missing = [k for k in PREFETCH_KEYS if k not in prefetch]
+        if missing:
+            problems.append(f"prefetch keys missing: {missing}")
+        patient = prefetch.get("patient") or {}
+        if patient.get("resourceType") != "Patient" or patient.get("id") != context.get("patientId"):
+            problems.append("prefetch.patient must be the Patient of context.patientId")
+    expected = fixture.get("expected")
+    if not isinstance(expected, dict) or set(expected) != {"cards", "ratings"}:
+        return problems + ["expected must have exactly 'cards' and 'ratings'"]
+    if not isinstance(expected["cards"], list):
+        problems.append("expected.cards must be a list")
+    else:
+        for card in expected["cards"]:
+            if not isinstance(card, dict) or set(card) != {"topic", "indicator", "order"}:
+                problems.append(f"expected card {card} must have topic, indicator, order")
+                continue
+            if TOPIC_INDICATORS.get(card["topic"]) != card["indicator"]:
+                problems.append(f"expected card {card}: unknown topic or wrong indicator for it")
+            if card["order"] not in orders:
+                problems.append(f"expected card {card} names no draft order")
+    if not isinstance(expected["ratings"], dict):
+        problems.append("expected.ratings must be an object")
+    else:
+        for order, rating in expected["ratings"].items():
+            if order not in orders:
+                problems.append(f"rating for {order}: not a draft order")
+            if rating not in RATINGS:
+                problems.append(f"rating {rating!r} is not a pama-rating code")
+    return problems
+
+
+# -- the two ways of sending a vignette -------------------------------------------------------------
+def service_path(request: dict) -> str:
+    return f"/cds-services/{SERVICE_FOR_HOOK[request['hook']]}"
+
+
+def load_fhir_server(server, prefetch: dict) -> int:
+    """Put every resource of the prefetch on the loopback FHIR server; returns how many."""
+    count = 0
+    for value in prefetch.values():
+        if not isinstance(value, dict):
+            continue
+        if value.get("resourceType") == "Bundle":
+            for entry in value.get("entry") or []:
+                if isinstance(entry.get("resource"), dict) and entry["resource"].get("id"):
+                    server.add(copy.deepcopy(entry["resource"]))
+                    count += 1
+        elif value.get("id"):
+            server.add(copy.deepcopy(value))
+            count += 1
+    return count
+
+
+def without_prefetch(request: dict, fhir_base_url: str, token: str = SCENARIO_TOKEN) -> dict:
+    """The same hook call with no prefetch: the service must fetch everything from fhirServer."""
+    body = copy.deepcopy(request)
+    body.pop("prefetch", None)
+    body["fhirServer"] = fhir_base_url
+    body["fhirAuthorization"] = {
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "patient/Patient.read patient/Condition.read patient/Observation.read "
+        "patient/Procedure.read patient/MedicationRequest.read patient/ImagingStudy.read "
+        "patient/DiagnosticReport.read",
+        "subject": "lumbar-imaging-cds",
+    }
+    return body
+
+
+# -- reading the answer ------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    cards: list[tuple[str, str, str]] = field(default_factory=list)  # sorted (topic, indicator, order)
+    ratings: dict[str, str] = field(default_factory=dict)  # order -> pama-rating code
+    problems: list[str] = field(default_factory=list)  # contract breaches seen while reading
+
+    def as_expected(self) -> dict:
+        """In the fixtures' own shape, for readable assertion diffs."""
+        return {
+            "cards": [{"topic": t, "indicator": i, "order": o} for t, i, o in self.cards],
+            "ratings": dict(sorted(self.ratings.items())),
+        }
+
+
+def normalise_expected(expected: dict) -> dict:
+    cards = sorted((c["topic"], c["indicator"], c["order"]) for c in expected["cards"])
+    return {
+        "cards": [{"topic": t, "indicator": i, "order": o} for t, i, o in cards],
+        "ratings": dict(sorted(expected["ratings"].items())),
+    }
+
+
+def _strings(value: Any):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _action_references(action: dict) -> set[str]:
+    refs = set()
+    resource = action.get("resource")
+    if isinstance(resource, dict) and resource.get("resourceType") and resource.get("id"):
+        refs.add(f"{resource['resourceType']}/{resource['id']}")
+    resource_id = action.get("resourceId")
+    for item in resource_id if isinstance(resource_id, list) else [resource_id]:
+        if isinstance(item, str):
+            refs.add(item)
+    return refs
+
+
+def card_orders(card: dict, orders: list[str]) -> set[str]:
+    """The draft orders a card names: structured places first (its extension, its suggestions'
+    actions), the markdown detail and summary only when nothing structured names one."""
+    known = set(orders)
+    structured = {s for s in _strings(card.get("extension") or {}) if s in known}
+    for suggestion in card.get("suggestions") or []:
+        for action in suggestion.get("actions") or []:
+            if action.get("type") in ("update", "delete"):
+                structured |= _action_references(action) & known
+    if structured:
+        return structured
+    text = f"{card.get('summary', '')}\n{card.get('detail', '')}"
+    return {ref for ref in orders if re.search(re.escape(ref) + r"(?![\w.-])", text)}
+
+
+def _rating_of(resource: dict) -> tuple[str | None, str | None]:
+    rating = consult = None
+    for ext in resource.get("extension") or []:
+        if ext.get("url") == PAMA_RATING_URL:
+            for coding in (ext.get("valueCodeableConcept") or {}).get("coding") or []:
+                if coding.get("system") == PAMA_RATING_SYSTEM:
+                    rating = coding.get("code")
+        elif ext.get("url") == PAMA_CONSULT_ID_URL:
+            consult = ext.get("valueUri")
+    return rating, consult
+
+
+def ratings_of(actions: list, problems: list[str], where: str) -> dict[str, str]:
+    ratings: dict[str, str] = {}
+    consults: set[str] = set()
+    for action in actions or []:
+        resource = action.get("resource") or {}
+        if action.get("type") != "update" or resource.get("resourceType") != "ServiceRequest":
+            continue
+        rating, consult = _rating_of(resource)
+        if rating is None:
+            continue
+        ref = f"ServiceRequest/{resource.get('id')}"
+        if ref in ratings:
+            problems.append(f"{where}: two ratings for {ref}")
+        ratings[ref] = rating
+        if not (isinstance(consult, str) and consult.startswith("urn:uuid:")):
+            problems.append(f"{where}: {ref} has no urn:uuid pama-rating-consult-id")
+        elif consult in consults:
+            problems.append(f"{where}: consult id {consult} reused")
+        else:
+            consults.add(consult)
+    return ratings
+
+
+def outcome(response: dict, request: dict) -> Outcome:
+    """What a clinician sees and what the EHR records, reduced to the fixture's terms."""
+    orders = draft_order_references(request)
+    result = Outcome()
+    cards = []
+    for card in response.get("cards") or []:
+        topic = ((card.get("source") or {}).get("topic") or {}).get("code")
+        named = card_orders(card, orders)
+        if len(named) != 1:
+            result.problems.append(f"card {topic!r} names {len(named)} draft orders ({sorted(named)}), not exactly one")
+        order = sorted(named)[0] if named else "(none)"
+        cards.append((topic, card.get("indicator"), order))
+    result.cards = sorted(cards, key=lambda c: tuple(str(x) for x in c))
+    # The sandbox reads extension.systemActions (pathway.md 3a); CDS Hooks 2.0 the top level.
+    in_extension = ratings_of(
+        (response.get("extension") or {}).get("systemActions") or [], result.problems, "extension.systemActions"
+    )
+    top_level = ratings_of(response.get("systemActions") or [], result.problems, "systemActions")
+    if in_extension != top_level:
+        result.problems.append(
+            f"extension.systemActions ratings {in_extension} differ from systemActions ratings {top_level}"
+        )
+    result.ratings = in_extension
+    return result

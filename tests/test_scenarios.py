@@ -1,0 +1,95 @@
+"""Named clinical scenarios, run end to end through the HTTP endpoint (pathway.md sections 1-3).
+
+Each `tests/scenarios/<name>.json` is a vignette a clinician can read: a real CDS Hooks request
+(draft orders dated by `authoredOn`, so the result never depends on today's date) and the cards
+(topic, indicator, the order each names) and PAMA ratings expected. Every vignette runs twice:
+1. with the full prefetch, as an EHR that prefetches everything would send it;
+2. with no prefetch at all, `fhirServer` pointing at the real loopback FHIR server holding the same
+   resources and demanding the `fhirAuthorization` bearer token: the service's fetching path.
+Both runs must give exactly the expected topics, indicators and ratings.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.fhir_server import FhirServerBehaviour, LoopbackFhirServer
+from tests.support.scenario import (
+    PREFETCH_KEYS,
+    SCENARIO_TOKEN,
+    TOPIC_INDICATORS,
+    fixture_problems,
+    load_fhir_server,
+    load_scenarios,
+    normalise_expected,
+    outcome,
+    service_path,
+    without_prefetch,
+)
+
+try:  # the CDS Hooks 2.0 response rules, written with the cards (issue 3)
+    from tests.support import cds_conformance
+except ImportError:  # pragma: no cover - only until the module lands
+    cds_conformance = None
+
+SCENARIOS = load_scenarios()
+IDS = [name for name, _ in SCENARIOS]
+
+# The FHIR resource types the service reads for its prefetch keys (cds_service/registry.py).
+FETCHED_TYPES = {"Patient", "Condition", "Observation", "Procedure", "MedicationRequest", "ImagingStudy", "DiagnosticReport"}
+
+
+def conformance_problems(body: dict) -> list[str]:
+    if cds_conformance is None:
+        return []
+    return list(cds_conformance.problems(body))
+
+
+def check_answer(response, request: dict, expected: dict) -> None:
+    assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    body = response.get_json()
+    assert conformance_problems(body) == []
+    seen = outcome(body, request)
+    assert seen.problems == []
+    assert seen.as_expected() == normalise_expected(expected)
+
+
+@pytest.mark.parametrize(("name", "fixture"), SCENARIOS, ids=IDS)
+def test_fixture_is_well_formed(name, fixture):
+    assert fixture_problems(name, fixture) == []
+
+
+@pytest.mark.parametrize(("name", "fixture"), SCENARIOS, ids=IDS)
+def test_scenario_with_full_prefetch(client, name, fixture):
+    request = fixture["request"]
+    response = client.post(service_path(request), json=request)
+    check_answer(response, request, fixture["expected"])
+
+
+@pytest.mark.parametrize(("name", "fixture"), SCENARIOS, ids=IDS)
+def test_scenario_fetched_from_fhir_server(client, name, fixture):
+    request = fixture["request"]
+    with LoopbackFhirServer(FhirServerBehaviour(required_token=SCENARIO_TOKEN)) as server:
+        assert load_fhir_server(server, request["prefetch"]) >= 1
+        response = client.post(service_path(request), json=without_prefetch(request, server.base_url))
+        check_answer(response, request, fixture["expected"])
+        # Every prefetch key was fetched, each time with the bearer token and nothing else.
+        assert {seen.path.split("/")[2] for seen in server.seen} == FETCHED_TYPES
+        assert {seen.authorization for seen in server.seen} == {f"Bearer {SCENARIO_TOKEN}"}
+
+
+def test_the_set_covers_the_pathway():
+    """At least 40 vignettes; every topic, every rating and every silent case is exercised."""
+    assert len(SCENARIOS) >= 40
+    topics = {card["topic"] for _, f in SCENARIOS for card in f["expected"]["cards"]}
+    assert topics == set(TOPIC_INDICATORS)
+    ratings = {r for _, f in SCENARIOS for r in f["expected"]["ratings"].values()}
+    assert ratings == {"appropriate", "not-appropriate", "no-criteria-apply"}
+    silent = [f["expected"] for _, f in SCENARIOS if not f["expected"]["cards"]]
+    # Silence with a rating (appropriate as ordered / no variant fits) and silence with no rating.
+    assert any("appropriate" in e["ratings"].values() for e in silent)
+    assert any("no-criteria-apply" in e["ratings"].values() for e in silent)
+    assert any(not e["ratings"] for e in silent)
+    hooks = {f["request"]["hook"] for _, f in SCENARIOS}
+    assert hooks == {"order-select", "order-sign"}
+    assert all(set(f["request"]["prefetch"]) >= set(PREFETCH_KEYS) for _, f in SCENARIOS)
