@@ -1,0 +1,299 @@
+"""The governance figures: what fired, what was accepted or overridden, and why.
+
+Role in the data flow: pure, over rows. The store (`store.queries.load_rows`) reads the recorded
+judgements and feedback of a period; `build_report` turns them into the figures that
+`lumbar-cds report` prints and the dashboard charts. No I/O, no clock: the period is an input.
+
+Definitions (documented in the README "Governance" section):
+- a card's *outcome* is its latest feedback item (by outcomeTimestamp); a card with both an
+  `accepted` and a later `overridden` item counts as overridden;
+- override rate = overridden / (accepted + overridden) among shown cards with feedback;
+- top override reasons rank the reason codes of the cards whose outcome is overridden;
+- suggestion acceptance = distinct accepted suggestion ids that belong to the card / suggestions
+  offered on shown cards;
+- days are UTC dates of the judgement's time;
+- orphan feedback = items whose card uuid the store never recorded.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+NO_CARD = "(no card)"
+TOP_REASONS = 5
+
+
+@dataclass(frozen=True)
+class JudgementRow:
+    recorded_at: datetime  # UTC
+    service_id: str
+    topic: str | None
+    rating: str | None
+    card_uuid: str | None
+    suggestion_uuids: tuple[str, ...] = ()
+    shown: bool = True
+
+
+@dataclass(frozen=True)
+class FeedbackRow:
+    card_uuid: str
+    outcome: str  # accepted | overridden
+    outcome_at: datetime  # UTC
+    accepted_suggestions: tuple[str, ...] = ()
+    override_system: str | None = None
+    override_code: str | None = None
+    override_display: str | None = None
+    card_known: bool = True  # False: no judgement ever recorded this card uuid (orphan)
+
+
+@dataclass
+class TopicFigures:
+    topic: str
+    cards_shown: int = 0
+    cards_silent: int = 0
+    accepted: int = 0
+    overridden: int = 0
+    suggestions_offered: int = 0
+    suggestions_accepted: int = 0
+    orders_judged: int = 0
+    ratings: dict[str, int] = field(default_factory=dict)
+    override_reasons: list[dict] = field(default_factory=list)
+    orders_per_day: dict[str, int] = field(default_factory=dict)
+    cards_per_day: dict[str, int] = field(default_factory=dict)  # shown cards
+
+    @property
+    def override_rate(self) -> float | None:
+        answered = self.accepted + self.overridden
+        return round(self.overridden / answered, 4) if answered else None
+
+    @property
+    def suggestion_acceptance(self) -> float | None:
+        offered = self.suggestions_offered
+        return round(self.suggestions_accepted / offered, 4) if offered else None
+
+    def to_json(self) -> dict:
+        return {
+            "topic": self.topic,
+            "cards_shown": self.cards_shown,
+            "cards_silent": self.cards_silent,
+            "accepted": self.accepted,
+            "overridden": self.overridden,
+            "override_rate": self.override_rate,
+            "top_override_reasons": self.override_reasons,
+            "suggestions_offered": self.suggestions_offered,
+            "suggestions_accepted": self.suggestions_accepted,
+            "suggestion_acceptance": self.suggestion_acceptance,
+            "ratings": self.ratings,
+            "orders_judged": self.orders_judged,
+            "orders_per_day": self.orders_per_day,
+            "cards_per_day": self.cards_per_day,
+        }
+
+
+def _reason_key(item: FeedbackRow) -> tuple[str, str] | None:
+    if not item.override_code:
+        return None
+    return (item.override_system or "", item.override_code)
+
+
+def build_report(
+    judgements: list[JudgementRow],
+    feedback: list[FeedbackRow],
+    since: date | None = None,
+    until: date | None = None,
+) -> dict:
+    """Figures per topic for judgements in [since, until] (UTC dates, both inclusive).
+
+    Feedback is attributed to its card's period; an orphan item (`card_known` False) to the period
+    of its outcomeTimestamp. Items about cards outside the period, or about silent cards, are
+    left out.
+    """
+    topics: dict[str, TopicFigures] = {}
+    card_topic: dict[str, str] = {}
+    card_suggestions: dict[str, frozenset[str]] = {}
+    per_day: Counter[str] = Counter()
+    ratings_all: Counter[str] = Counter()
+
+    for row in sorted(judgements, key=lambda r: r.recorded_at):
+        day = row.recorded_at.date()
+        if (since and day < since) or (until and day > until):
+            continue
+        topic = row.topic or NO_CARD
+        figures = topics.setdefault(topic, TopicFigures(topic))
+        figures.orders_judged += 1
+        iso = day.isoformat()
+        figures.orders_per_day[iso] = figures.orders_per_day.get(iso, 0) + 1
+        per_day[iso] += 1
+        rating = row.rating or "undetermined"
+        figures.ratings[rating] = figures.ratings.get(rating, 0) + 1
+        ratings_all[rating] += 1
+        if row.card_uuid and row.topic:
+            if row.shown:
+                figures.cards_shown += 1
+                figures.cards_per_day[iso] = figures.cards_per_day.get(iso, 0) + 1
+                figures.suggestions_offered += len(set(row.suggestion_uuids))
+                card_topic[row.card_uuid] = topic
+                card_suggestions[row.card_uuid] = frozenset(row.suggestion_uuids)
+            else:
+                figures.cards_silent += 1
+
+    # The latest feedback item per card decides its outcome; reasons count every override item.
+    latest: dict[str, FeedbackRow] = {}
+    accepted_ids: dict[str, set[str]] = defaultdict(set)
+    reasons: dict[str, Counter] = defaultdict(Counter)
+    reason_display: dict[tuple[str, str], str] = {}
+    orphans = 0
+    for item in sorted(feedback, key=lambda f: (f.outcome_at, f.outcome)):
+        if not item.card_known:
+            day = item.outcome_at.date()
+            if not ((since and day < since) or (until and day > until)):
+                orphans += 1
+            continue
+        topic = card_topic.get(item.card_uuid)
+        if topic is None:
+            continue
+        latest[item.card_uuid] = item
+        if item.outcome == "accepted":
+            accepted_ids[item.card_uuid].update(
+                s for s in item.accepted_suggestions if s in card_suggestions[item.card_uuid]
+            )
+        key = _reason_key(item)
+        if key and item.override_display:
+            reason_display.setdefault(key, item.override_display)
+
+    for card, item in latest.items():
+        figures = topics[card_topic[card]]
+        if item.outcome == "accepted":
+            figures.accepted += 1
+        else:
+            figures.overridden += 1
+            key = _reason_key(item)
+            if key:  # the reason of the override that stands (an override without one is not ranked)
+                reasons[figures.topic][key] += 1
+    for card, ids in accepted_ids.items():
+        topics[card_topic[card]].suggestions_accepted += len(ids)
+    for topic, counter in reasons.items():
+        ranked = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0][1], kv[0][0]))[:TOP_REASONS]
+        topics[topic].override_reasons = [
+            {"system": system, "code": code, "display": reason_display.get((system, code)), "count": n}
+            for (system, code), n in ranked
+        ]
+
+    ordered = sorted(topics.values(), key=lambda f: (f.topic == NO_CARD, f.topic))
+    return {
+        "period": {
+            "since": since.isoformat() if since else None,
+            "until": until.isoformat() if until else None,
+        },
+        "totals": {
+            "orders_judged": sum(per_day.values()),
+            "cards_shown": sum(f.cards_shown for f in ordered),
+            "cards_silent": sum(f.cards_silent for f in ordered),
+            "accepted": sum(f.accepted for f in ordered),
+            "overridden": sum(f.overridden for f in ordered),
+            "orphan_feedback": orphans,
+            "ratings": dict(sorted(ratings_all.items())),
+            "orders_per_day": dict(sorted(per_day.items())),
+        },
+        "topics": [f.to_json() for f in ordered],
+    }
+
+
+# --- renderings ---------------------------------------------------------------------------------
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def _reason_label(reason: dict) -> str:
+    return reason.get("display") or reason["code"]
+
+
+def render_table(report: dict) -> str:
+    """A plain-text report for a terminal."""
+    period = report["period"]
+    lines = [
+        f"Governance report  since {period['since'] or 'the start'}  until {period['until'] or 'now'}",
+        "",
+    ]
+    header = ("topic", "shown", "silent", "accepted", "overridden", "override", "sugg. acc.", "orders")
+    rows = [header]
+    for t in report["topics"]:
+        rows.append((
+            t["topic"], str(t["cards_shown"]), str(t["cards_silent"]), str(t["accepted"]),
+            str(t["overridden"]), _percent(t["override_rate"]),
+            f"{t['suggestions_accepted']}/{t['suggestions_offered']}", str(t["orders_judged"]),
+        ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for index, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)))
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    totals = report["totals"]
+    lines += [
+        "",
+        f"orders judged: {totals['orders_judged']}   orphan feedback items: {totals['orphan_feedback']}",
+    ]
+    for t in report["topics"]:
+        lines.append("")
+        lines.append(f"[{t['topic']}]")
+        lines.append("  ratings: " + (", ".join(f"{k} {v}" for k, v in sorted(t["ratings"].items())) or "-"))
+        reasons = t["top_override_reasons"]
+        lines.append("  top override reasons: " + (", ".join(f"{_reason_label(r)} {r['count']}" for r in reasons) or "-"))
+        lines.append("  orders per day: " + (", ".join(f"{d} {n}" for d, n in t["orders_per_day"].items()) or "-"))
+    return "\n".join(lines) + "\n"
+
+
+def render_csv(report: dict) -> str:
+    """Tidy CSV (topic, metric, key, value): one figure a line, ready for a pivot table."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["topic", "metric", "key", "value"])
+    for t in report["topics"]:
+        topic = t["topic"]
+        for metric in ("cards_shown", "cards_silent", "accepted", "overridden", "override_rate",
+                       "suggestions_offered", "suggestions_accepted", "suggestion_acceptance", "orders_judged"):
+            value = t[metric]
+            writer.writerow([topic, metric, "", "" if value is None else value])
+        for reason in t["top_override_reasons"]:
+            writer.writerow([topic, "override_reason", f"{reason['system']}|{reason['code']}", reason["count"]])
+        for rating, n in sorted(t["ratings"].items()):
+            writer.writerow([topic, "rating", rating, n])
+        for day, n in t["orders_per_day"].items():
+            writer.writerow([topic, "orders_per_day", day, n])
+        for day, n in t["cards_per_day"].items():
+            writer.writerow([topic, "cards_per_day", day, n])
+    writer.writerow(["(all)", "orphan_feedback", "", report["totals"]["orphan_feedback"]])
+    return out.getvalue()
+
+
+def chart_data(report: dict) -> dict:
+    """The dashboard's three charts as plain series (plotted by static/dashboard.js)."""
+    topics = [t for t in report["topics"] if t["topic"] != NO_CARD]
+    days = sorted({d for t in topics for d in t["cards_per_day"]})
+    cards_per_day = [
+        {"topic": t["topic"], "days": days, "counts": [t["cards_per_day"].get(d, 0) for d in days]}
+        for t in topics if t["cards_shown"]
+    ]
+    override_rate = [
+        {"topic": t["topic"], "rate": t["override_rate"], "overridden": t["overridden"],
+         "answered": t["accepted"] + t["overridden"]}
+        for t in topics if t["override_rate"] is not None
+    ]
+    reasons: Counter[tuple[str, str]] = Counter()
+    labels: dict[tuple[str, str], str] = {}
+    for t in topics:
+        for r in t["top_override_reasons"]:
+            reasons[(t["topic"], r["code"])] += r["count"]
+            labels.setdefault((t["topic"], r["code"]), _reason_label(r))
+    override_reasons = [
+        {"topic": topic, "code": code, "label": labels[(topic, code)], "count": n}
+        for (topic, code), n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
+    return {"cards_per_day": cards_per_day, "override_rate": override_rate,
+            "override_reasons": override_reasons}
