@@ -100,10 +100,13 @@ def parse_date(value: Any) -> date | None:
 
 
 def _codings(concept: Any) -> list[dict]:
+    """The codings of a CodeableConcept, or a bare Coding itself (ImagingStudy.series.bodySite)."""
     if isinstance(concept, dict):
         codings = concept.get("coding")
         if isinstance(codings, list):
             return [c for c in codings if isinstance(c, dict)]
+        if "code" in concept and "system" in concept:
+            return [concept]
     return []
 
 
@@ -178,6 +181,21 @@ def iter_resources(value: Any) -> Iterator[tuple[dict, str | None]]:
 
 # --------------------------------------------------------------------------- the parser
 
+@dataclass(frozen=True, eq=False)
+class _Hit:
+    """A value-set entry matched by one of the resource's own codings (the coding is cited)."""
+
+    entry: Entry
+    coding: dict
+
+    @property
+    def valueset(self):
+        return self.entry.valueset
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        return self.entry.attr(name, default)
+
+
 @dataclass
 class _Parser:
     request: HookRequest
@@ -231,13 +249,13 @@ class _Parser:
         return self.inputs
 
     # ---- shared selection machinery
-    def _lookup(self, concepts: Iterable[dict], purposes: frozenset[str] | None = None) -> tuple[Entry, ...]:
-        found: list[Entry] = []
+    def _lookup(self, concepts: Iterable[dict], purposes: frozenset[str] | None = None) -> tuple[_Hit, ...]:
+        found: list[_Hit] = []
         for concept in concepts:
             for coding in _codings(concept):
                 for entry in self.vs.lookup_coding(coding):
                     if purposes is None or entry.valueset.purpose in purposes:
-                        found.append(entry)
+                        found.append(_Hit(entry, coding))
         return tuple(found)
 
     def _is_other_patient(self, resource: dict) -> bool:
@@ -267,15 +285,19 @@ class _Parser:
                 return None
         return ref
 
-    def _evidence(self, ref: str, resource: dict, entry: Entry | None, when: date | None,
+    def _evidence(self, ref: str, resource: dict, hit: _Hit, when: date | None,
                   text: str | None = None) -> Evidence:
+        """Cite the resource's own coding (e.g. 'M46.46', not the value set's prefix 'M46.4')."""
+        code, system, display = (hit.coding.get(k) for k in ("code", "system", "display"))
         return Evidence(
             reference=ref, resource_type=resource.get("resourceType", "Resource"),
-            code=entry.code if entry else None, system=entry.system if entry else None,
-            display=entry.display if entry else None, date=when, text=text,
+            code=code.strip() if isinstance(code, str) else hit.entry.code,
+            system=system if isinstance(system, str) else hit.entry.system,
+            display=display if isinstance(display, str) and display else hit.entry.display,
+            date=when, text=text,
         )
 
-    def _red_flag(self, entry: Entry, evidence: Evidence, negated: bool = False,
+    def _red_flag(self, entry: Entry | _Hit, evidence: Evidence, negated: bool = False,
                   kind: str | None = None, label: str | None = None,
                   window_days: int | None | str = "valueset") -> None:
         valueset = entry.valueset
@@ -356,7 +378,7 @@ class _Parser:
                 self._red_flag(entry, evidence)
 
     # ---- laterality / body site helpers
-    def _laterality(self, resource: dict, entries: Iterable[Entry]) -> frozenset[str]:
+    def _laterality(self, resource: dict, entries: Iterable[_Hit]) -> frozenset[str]:
         sides: set[str] = set()
         for entry in entries:
             if entry.attr("laterality"):
@@ -584,7 +606,7 @@ class _Parser:
                            label="Weight loss >= 5 % in 180 days", window_days=window)
 
     # ---- Procedures, imaging studies, reports: prior imaging, surgery, spinal procedures
-    def _prior_imaging(self, ref: str, resource: dict, entries: Iterable[Entry], when: date | None) -> bool:
+    def _prior_imaging(self, ref: str, resource: dict, entries: Iterable[_Hit], when: date | None) -> bool:
         for entry in entries:
             if entry.valueset.purpose == "imaging-order" and entry.attr("modality") in PRIOR_IMAGING_MODALITIES:
                 self.inputs.prior_imaging.append(
