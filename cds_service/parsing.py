@@ -311,23 +311,24 @@ class _Parser:
     # ---- patient
     def _patient(self) -> PatientFacts:
         pid = self.request.patient_id
-        candidates = [r for r, _ in iter_resources(self.gathered.data.get("patient"))
+        facts = PatientFacts(reference=f"Patient/{pid}")
+        candidates = [(r, url) for r, url in iter_resources(self.gathered.data.get("patient"))
                       if r.get("resourceType") == "Patient"]
-        chosen = next((r for r in candidates if r.get("id") == pid), None)
-        if chosen is None and len(candidates) == 1 and candidates[0].get("id") in (None, pid):
+        chosen = next(((r, url) for r, url in candidates if r.get("id") == pid), None)
+        if chosen is None and len(candidates) == 1 and candidates[0][0].get("id") is None:
             chosen = candidates[0]
         if chosen is None:
-            return PatientFacts(reference=f"Patient/{pid}")
+            return facts  # another patient's record is never evidence
+        resource, full_url = chosen
         try:
-            Patient.model_validate(chosen)
+            Patient.model_validate(resource)
         except Exception:
             self.inputs.skipped_resources.append(f"Patient/{pid}")
-            return PatientFacts(reference=f"Patient/{pid}")
-        for _, full_url in iter_resources(self.gathered.data.get("patient")):
-            if full_url:
-                self.patient_refs.add(full_url)
-        sex = chosen.get("gender") if isinstance(chosen.get("gender"), str) else None
-        return PatientFacts(reference=f"Patient/{pid}", birth_date=parse_date(chosen.get("birthDate")), sex=sex)
+            return facts
+        if full_url:  # Bundles may reference the patient by its fullUrl (urn:uuid:...)
+            self.patient_refs.add(full_url)
+        sex = resource.get("gender") if isinstance(resource.get("gender"), str) else None
+        return PatientFacts(reference=f"Patient/{pid}", birth_date=parse_date(resource.get("birthDate")), sex=sex)
 
     # ---- orders (context.draftOrders)
     def _orders(self) -> tuple[list[ImagingOrder], list[tuple[str, dict]], list[str]]:
@@ -588,7 +589,8 @@ class _Parser:
         config = self.vs["observation-codes"].extra
         window = config.get("weight_loss_window_days", 180)
         start = self.inputs.reference_date - timedelta(days=window)
-        weights = sorted(w for w in self.weights if start <= w[0] <= self.inputs.reference_date)
+        weights = sorted((w for w in self.weights if start <= w[0] <= self.inputs.reference_date),
+                         key=lambda w: w[0])
         if len(weights) < 2:
             return
         last_day, last_kg, last_evidence = weights[-1]

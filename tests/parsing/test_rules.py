@@ -141,6 +141,12 @@ def test_patient_age_and_sex_from_a_patient_or_a_bundle():
     assert inputs.patient.age_on(inputs.reference_date) == 66 and inputs.patient.sex == "female"
 
 
+def test_patient_bundle_with_several_patients_uses_this_one():
+    other = patient("1950-01-01", "male", pid="someone-else")
+    inputs = run(patient_resource=bundle(other, patient("1990-05-05", "female")))
+    assert inputs.patient.birth_date == date(1990, 5, 5) and inputs.patient.sex == "female"
+
+
 def test_another_patients_record_gives_no_birth_date():
     inputs = run(patient_resource=patient(pid="someone-else"))
     assert inputs.patient.birth_date is None
@@ -340,6 +346,15 @@ def test_weight_loss_of_five_percent_within_180_days():
     (flag,) = flags(run(observations=obs), "weight-loss-measured")
     assert flag.group == "malignancy" and flag.evidence.reference == "Observation/w2"
     assert "-5.0 %" in flag.evidence.text
+
+
+def test_same_day_weights_and_loss_measured_against_the_highest_earlier_weight():
+    obs = [observation("w1", LOINC, "29463-7", when="2025-12-01", **quantity(80, "kg")),
+           observation("w2", LOINC, "29463-7", when="2025-12-01", **quantity(80, "kg")),
+           observation("w3", LOINC, "29463-7", when="2026-01-01", **quantity(84, "kg")),
+           observation("w4", LOINC, "29463-7", when="2026-02-01", **quantity(79, "kg"))]
+    (flag,) = flags(run(observations=obs), "weight-loss-measured")
+    assert "84 kg on 2026-01-01" in flag.evidence.text and flag.evidence.reference == "Observation/w4"
 
 
 def test_weight_loss_below_five_percent_or_outside_the_window_does_not_count():
