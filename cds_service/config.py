@@ -64,6 +64,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("JWT_LEEWAY_SECONDS", int, 30, "Clock skew tolerated on exp / iat."),
     Setting("JWKS_TIMEOUT", float, 3.0, "Timeout in seconds for fetching a JSON Web Key Set."),
     Setting("REDIS_URL", _optional_str, None, "Redis URL for the shared JWT replay (jti) store; in-process store when unset."),
+    Setting("PUBLIC_BASE_URL", _optional_str, None, "The service's external base URL (e.g. `https://cds.example.org`); the JWT `aud` is checked against it plus the path. Set it behind a reverse proxy; when unset, the URL of the request is used."),
     # --- Behaviour ------------------------------------------------------------------------------
     Setting("MODE", str, "active", "`active` returns cards; `silent` decides and records but returns no cards or actions."),
     Setting("CARDS_DIR", _optional_str, None, "Folder of card content files; defaults to the shipped `cards/`."),
