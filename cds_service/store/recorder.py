@@ -59,6 +59,7 @@ class QueueRecorder:
         self._close_lock = threading.Lock()
         self.dropped = 0  # rows refused because the queue was full (logged)
         self.failed = 0  # rows whose insert failed (logged)
+        self.written = 0
         self._thread = threading.Thread(target=self._run, name="governance-writer", daemon=True)
         self._thread.start()
 
@@ -121,6 +122,8 @@ class QueueRecorder:
         self._queue.put(_STOP)
         self._thread.join()
         self.store.engine.dispose()
+        log_event(log, "governance writer closed", written=self.written, dropped=self.dropped,
+                  failed=self.failed)
 
     # --- writer thread ------------------------------------------------------------------------
 
@@ -167,6 +170,7 @@ class QueueRecorder:
         for attempt in (1, 2):
             try:
                 self.store.insert_judgements(rows)
+                self.written += len(rows)
                 return
             except Exception as error:  # the store must never take the service down
                 if attempt == 2:

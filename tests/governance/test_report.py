@@ -1,0 +1,163 @@
+"""The report's figures on a seeded data set, checked exactly (pure, via each store, via the CLI).
+
+The data set is `support.SEED_JUDGEMENTS` / `SEED_FEEDBACK`; the figures below were worked out
+by hand from it (see the comments there: a card outside the period on each side, a silent card,
+a change of mind, an override without a reason code, two orphans of which one is in the period).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+
+import orjson
+import pytest
+
+from cds_service.cli import main as cli_main
+from cds_service.report import build_report, chart_data, render_csv, render_table
+
+from .support import OVERRIDE_SYSTEM, seed_pure_rows, seed_store
+
+SINCE, UNTIL = date(2026, 3, 1), date(2026, 3, 3)
+
+EXPECTED_TOPICS = [
+    {
+        "topic": "cauda-equina-risk", "cards_shown": 1, "cards_silent": 0, "accepted": 1, "overridden": 0,
+        "override_rate": 0.0, "top_override_reasons": [], "suggestions_offered": 1,
+        "suggestions_accepted": 1, "suggestion_acceptance": 1.0, "ratings": {"not-appropriate": 1},
+        "orders_judged": 1, "orders_per_day": {"2026-03-01": 1}, "cards_per_day": {"2026-03-01": 1},
+    },
+    {
+        "topic": "imaging-before-6-weeks", "cards_shown": 5, "cards_silent": 0, "accepted": 2, "overridden": 3,
+        "override_rate": 0.6,
+        "top_override_reasons": [
+            {"system": OVERRIDE_SYSTEM, "code": "patient-declines-wait", "display": "Patient declines to wait", "count": 2},
+            {"system": OVERRIDE_SYSTEM, "code": "specialist-request", "display": None, "count": 1},
+        ],
+        "suggestions_offered": 10, "suggestions_accepted": 3, "suggestion_acceptance": 0.3,
+        "ratings": {"not-appropriate": 5}, "orders_judged": 5,
+        "orders_per_day": {"2026-03-01": 2, "2026-03-02": 2, "2026-03-03": 1},
+        "cards_per_day": {"2026-03-01": 2, "2026-03-02": 2, "2026-03-03": 1},
+    },
+    {
+        "topic": "prefer-mri-without-contrast", "cards_shown": 1, "cards_silent": 0, "accepted": 0, "overridden": 1,
+        "override_rate": 1.0, "top_override_reasons": [], "suggestions_offered": 1, "suggestions_accepted": 0,
+        "suggestion_acceptance": 0.0, "ratings": {"appropriate": 1}, "orders_judged": 1,
+        "orders_per_day": {"2026-03-02": 1}, "cards_per_day": {"2026-03-02": 1},
+    },
+    {
+        "topic": "repeat-imaging", "cards_shown": 0, "cards_silent": 1, "accepted": 0, "overridden": 0,
+        "override_rate": None, "top_override_reasons": [], "suggestions_offered": 0, "suggestions_accepted": 0,
+        "suggestion_acceptance": None, "ratings": {"not-appropriate": 1}, "orders_judged": 1,
+        "orders_per_day": {"2026-03-03": 1}, "cards_per_day": {},
+    },
+    {
+        "topic": "(no card)", "cards_shown": 0, "cards_silent": 0, "accepted": 0, "overridden": 0,
+        "override_rate": None, "top_override_reasons": [], "suggestions_offered": 0, "suggestions_accepted": 0,
+        "suggestion_acceptance": None, "ratings": {"appropriate": 2, "no-criteria-apply": 1}, "orders_judged": 3,
+        "orders_per_day": {"2026-03-01": 1, "2026-03-02": 1, "2026-03-03": 1}, "cards_per_day": {},
+    },
+]
+
+EXPECTED = {
+    "period": {"since": "2026-03-01", "until": "2026-03-03"},
+    "totals": {
+        "orders_judged": 11, "cards_shown": 7, "cards_silent": 1, "accepted": 3, "overridden": 4,
+        "orphan_feedback": 1,
+        "ratings": {"appropriate": 3, "no-criteria-apply": 1, "not-appropriate": 7},
+        "orders_per_day": {"2026-03-01": 4, "2026-03-02": 4, "2026-03-03": 3},
+    },
+    "topics": EXPECTED_TOPICS,
+}
+
+
+def test_report_figures_on_the_seeded_data_set():
+    judgements, feedback = seed_pure_rows()
+    assert build_report(judgements, feedback, SINCE, UNTIL) == EXPECTED
+
+
+def test_report_without_a_period_takes_everything():
+    judgements, feedback = seed_pure_rows()
+    report = build_report(judgements, feedback)
+    assert report["totals"]["orders_judged"] == 13
+    assert report["totals"]["orphan_feedback"] == 2
+    six_weeks = report["topics"][1]
+    assert (six_weeks["cards_shown"], six_weeks["accepted"], six_weeks["overridden"]) == (7, 2, 4)
+    assert six_weeks["top_override_reasons"][1]["count"] == 2  # specialist-request: card-a3 and card-out
+
+
+def test_report_figures_read_from_each_store(gov_app, gov_client):
+    store = gov_app.extensions["lumbar_cds"].recorder.store
+    seed_store(store, gov_client)  # feedback through the real endpoint
+    judgements, feedback = store.load_rows(SINCE, UNTIL)
+    assert build_report(judgements, feedback, SINCE, UNTIL) == EXPECTED
+
+
+def test_chart_series_follow_the_figures():
+    judgements, feedback = seed_pure_rows()
+    charts = chart_data(build_report(judgements, feedback, SINCE, UNTIL))
+    days = ["2026-03-01", "2026-03-02", "2026-03-03"]
+    assert charts["cards_per_day"] == [
+        {"topic": "cauda-equina-risk", "days": days, "counts": [1, 0, 0]},
+        {"topic": "imaging-before-6-weeks", "days": days, "counts": [2, 2, 1]},
+        {"topic": "prefer-mri-without-contrast", "days": days, "counts": [0, 1, 0]},
+    ]
+    assert charts["override_rate"] == [
+        {"topic": "cauda-equina-risk", "rate": 0.0, "overridden": 0, "answered": 1},
+        {"topic": "imaging-before-6-weeks", "rate": 0.6, "overridden": 3, "answered": 5},
+        {"topic": "prefer-mri-without-contrast", "rate": 1.0, "overridden": 1, "answered": 1},
+    ]
+    assert charts["override_reasons"] == [
+        {"topic": "imaging-before-6-weeks", "code": "patient-declines-wait", "label": "Patient declines to wait", "count": 2},
+        {"topic": "imaging-before-6-weeks", "code": "specialist-request", "label": "specialist-request", "count": 1},
+    ]
+
+
+@pytest.fixture
+def seeded_sqlite(tmp_path, monkeypatch):
+    """An embedded store holding the data set, found by the CLI through CDS_DATABASE_PATH."""
+    from cds_service.store import open_store
+
+    path = tmp_path / "instance" / "report.sqlite3"
+    monkeypatch.setenv("CDS_DATABASE_PATH", str(path))
+    monkeypatch.delenv("CDS_DATABASE_URL", raising=False)
+    store = open_store({"DATABASE_PATH": str(path)})
+    seed_store(store)
+    store.engine.dispose()
+    return path
+
+
+def test_cli_report_json_is_the_report(seeded_sqlite, capsys):
+    assert cli_main(["report", "--since", "2026-03-01", "--until", "2026-03-03", "--format", "json"]) == 0
+    assert orjson.loads(capsys.readouterr().out) == EXPECTED
+
+
+def test_cli_report_csv_is_tidy(seeded_sqlite, capsys):
+    assert cli_main(["report", "--since", "2026-03-01", "--until", "2026-03-03", "--format", "csv"]) == 0
+    out = capsys.readouterr().out
+    assert out == render_csv(EXPECTED)
+    records = list(csv.DictReader(io.StringIO(out)))
+    figures = {(r["topic"], r["metric"], r["key"]): r["value"] for r in records}
+    assert figures[("imaging-before-6-weeks", "override_rate", "")] == "0.6"
+    assert figures[("imaging-before-6-weeks", "override_reason", f"{OVERRIDE_SYSTEM}|patient-declines-wait")] == "2"
+    assert figures[("imaging-before-6-weeks", "orders_per_day", "2026-03-02")] == "2"
+    assert figures[("repeat-imaging", "cards_silent", "")] == "1"
+    assert figures[("(all)", "orphan_feedback", "")] == "1"
+
+
+def test_cli_report_table_is_readable(seeded_sqlite, capsys):
+    assert cli_main(["report", "--since", "2026-03-01", "--until", "2026-03-03"]) == 0
+    out = capsys.readouterr().out
+    assert out == render_table(EXPECTED)
+    line = next(row for row in out.splitlines() if row.startswith("imaging-before-6-weeks "))
+    assert line.split() == ["imaging-before-6-weeks", "5", "0", "2", "3", "60.0%", "3/10", "5"]
+    assert "top override reasons: Patient declines to wait 2, specialist-request 1" in out
+
+
+def test_cli_report_rejects_a_bad_date(seeded_sqlite, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["report", "--since", "March"])
+    assert exit_info.value.code == 2
+    assert "not a date YYYY-MM-DD" in capsys.readouterr().err
+    assert cli_main(["report", "--since", "2026-03-03", "--until", "2026-03-01"]) == 2
