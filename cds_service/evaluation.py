@@ -2,7 +2,10 @@
 
 Role in the data flow: the pure core behind the controller. It takes the validated request, the
 gathered FHIR data and the reference clock value, and returns the CDS Hooks response together
-with one `Judgement` per judged order for the governance store. No I/O happens here.
+with one `Judgement` per judged order for the governance store. No I/O happens here: the value
+sets are loaded and the card templates compiled once, when the Evaluator is built at start-up.
+
+    parse_inputs (parsing)  ->  decide (pathway)  ->  CardRenderer.render (cards)  ->  response
 """
 
 from __future__ import annotations
@@ -10,8 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from . import cards_dir
+from .cards import CardRenderer
 from .envelope import HookRequest
 from .gathering import GatheredData
+from .parsing import parse_inputs
+from .pathway import decide
+from .valuesets import load_valuesets
 
 
 @dataclass(frozen=True)
@@ -39,7 +47,33 @@ class Evaluator:
 
     def __init__(self, settings: dict):
         self.settings = settings
+        self.valuesets = load_valuesets()
+        self.renderer = CardRenderer(cards_dir(settings.get("CARDS_DIR")))
 
     def evaluate(self, request: HookRequest, gathered: GatheredData, now: datetime) -> EvaluationResult:
-        """Placeholder until the pathway lands: no cards. `now` is an aware UTC datetime."""
-        return EvaluationResult(response={"cards": []})
+        """`now` is an aware UTC datetime; its date is the reference date when no order has an
+        authoredOn (pathway.md section 3, "Reference date")."""
+        inputs = parse_inputs(request, gathered, self.valuesets, self.settings, now.date())
+        decisions = decide(inputs)
+        patient_reference = inputs.patient.reference or f"Patient/{request.patient_id}"
+        rendered = self.renderer.render(decisions, patient_reference, inputs.reference_date)
+        judgements = [
+            Judgement(
+                order_reference=r.decision.order.reference,
+                order_code=_code_of(r.decision.order.code.system, r.decision.order.code.code),
+                topic=r.decision.topic,
+                indicator=r.decision.indicator,
+                rating=r.decision.rating,
+                card_uuid=r.card_uuid,
+                consult_id=r.consult_id,
+                suggestion_uuids=r.suggestion_uuids,
+            )
+            for r in rendered
+        ]
+        return EvaluationResult(response=self.renderer.response(rendered), judgements=judgements)
+
+
+def _code_of(system: str | None, code: str | None) -> str | None:
+    if not code:
+        return None
+    return f"{system or ''}|{code}"
