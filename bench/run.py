@@ -1,0 +1,255 @@
+"""`make bench`: run every measurement, print the table, write bench/results/latest.json.
+
+Role in the benchmark: the one command. Each part is bounded by a request count and a time
+budget (the whole run stays well under 5 minutes on 2 cores); all traffic stays on 127.0.0.1. A
+part that fails is recorded with its error and the run goes on; the exit status is 1 then.
+
+    python -m bench.run [--quick] [--out PATH] [--skip http,memory,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import orjson
+
+from . import inprocess, load, payloads, system
+from .app import FLOOR_PATH, MAX_BODY_BYTES, SERVICE_PATH, bench_settings, create_bench_app
+from .server import THREADS, WORKERS, Gunicorn
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+SIZES = (30, 300, 3000, 10_000)
+PARTS = ("inprocess", "http", "no_prefetch", "memory", "cold_start")
+
+# (max service/floor pairs, seconds) per N: enough samples for a p99 at small N, bounded at large N.
+INPROCESS_BUDGET = {30: (400, 6.0), 300: (300, 8.0), 3000: (80, 15.0), 10_000: (25, 25.0)}
+QUICK_INPROCESS_BUDGET = {30: (40, 1.0), 300: (30, 1.5), 3000: (6, 3.0), 10_000: (3, 5.0)}
+HTTP_SIZES = (300, 3000)
+HTTP_CONNECTIONS = 4
+HTTP_SECONDS = {300: 6, 3000: 5}
+MEMORY_N, MEMORY_REQUESTS, MEMORY_BUDGET_S = 3000, 1000, 100.0
+
+TARGETS = (
+    # (id, description, limit, comparison)
+    ("inprocess_ratio_300", "in-process p50 ratio service/floor at N=300", 1.5, "<="),
+    ("inprocess_ratio_10000", "in-process p50 ratio service/floor at N=10 000", 2.0, "<="),
+    ("http_p99_300", "HTTP p99 of the service at N=300 (ms)", 50.0, "<="),
+    ("http_throughput_300", "HTTP throughput service/floor at N=300", 0.6, ">="),
+    ("no_prefetch_p50", "no-prefetch p50, 7 keys at 50 ms each (ms)", 120.0, "<="),
+    ("worker_rss", "peak worker RSS after 1 000 calls at N=3 000 (MB)", 200.0, "<="),
+    ("create_app", "create_app cold start (s)", 2.0, "<="),
+)
+
+
+def _inprocess(results: dict, workdir: Path, quick: bool) -> None:
+    budgets = QUICK_INPROCESS_BUDGET if quick else INPROCESS_BUDGET
+    app = create_bench_app(bench_settings(str(workdir / "inprocess.sqlite3")))
+    try:
+        rows = results.setdefault("inprocess", [])
+        for n in SIZES:
+            body = payloads.hook_body(n)
+            pairs, seconds = budgets[n]
+            try:
+                row = {"n": n, "body_bytes": len(body), **inprocess.measure(app, body, pairs, seconds)}
+            except Exception as error:  # recorded, the other sizes still run
+                row = {"n": n, "body_bytes": len(body), "error": f"{type(error).__name__}: {error}"}
+            rows.append(row)
+            _progress(f"in-process N={n}", row)
+    finally:
+        app.extensions["lumbar_cds_shutdown"]()
+
+
+def _http(results: dict, workdir: Path, env: dict, quick: bool) -> None:
+    wrk = load.ensure_wrk()
+    generator = "wrk" if wrk else "python"
+    rows = results.setdefault("http", [])
+    with Gunicorn(workdir, env) as server:
+        for n in HTTP_SIZES:
+            body = payloads.hook_body(n)
+            body_file = workdir / f"body-{n}.json"
+            body_file.write_bytes(body)
+            seconds = 2 if quick else HTTP_SECONDS[n]
+            row: dict = {
+                "n": n, "body_bytes": len(body), "generator": generator, "connections": HTTP_CONNECTIONS,
+                "seconds_each": seconds, "workers": WORKERS, "threads": THREADS,
+            }
+            status, answer = load.one_request(server.port, SERVICE_PATH, body)
+            if status != 200:
+                row["error"] = f"service answered {status}: {str(answer)[:200]}"
+                rows.append(row)
+                continue
+            for name, path in (("service", SERVICE_PATH), ("floor", FLOOR_PATH)):
+                if wrk:
+                    load.run_wrk(wrk, server.url + path, body_file, HTTP_CONNECTIONS, 1)  # warm-up
+                    row[name] = load.run_wrk(wrk, server.url + path, body_file, HTTP_CONNECTIONS, seconds)
+                else:
+                    load.run_python(server.port, path, body, HTTP_CONNECTIONS, 1.0)
+                    row[name] = load.run_python(server.port, path, body, HTTP_CONNECTIONS, seconds)
+            row["throughput_ratio"] = round(row["service"]["rps"] / row["floor"]["rps"], 2)
+            row["p50_ratio"] = round(row["service"]["p50_ms"] / row["floor"]["p50_ms"], 2)
+            rows.append(row)
+            _progress(f"HTTP N={n} ({generator})", row)
+
+
+def _progress(label: str, row: dict) -> None:
+    print(f"  done: {label}" + (f"  ERROR {row['error']}" if "error" in row else ""), file=sys.stderr, flush=True)
+
+
+def _value(results: dict, target: str) -> float | None:
+    def row(part: str, n: int) -> dict:
+        return next((r for r in results.get(part, []) if r.get("n") == n and "error" not in r), {})
+
+    try:
+        if target == "inprocess_ratio_300":
+            return row("inprocess", 300).get("ratio_p50")
+        if target == "inprocess_ratio_10000":
+            return row("inprocess", 10_000).get("ratio_p50")
+        if target == "http_p99_300":
+            return row("http", 300).get("service", {}).get("p99_ms")
+        if target == "http_throughput_300":
+            return row("http", 300).get("throughput_ratio")
+        if target == "no_prefetch_p50":
+            return results.get("no_prefetch", {}).get("p50_ms")
+        if target == "worker_rss":
+            return results.get("memory", {}).get("peak_rss_mb")
+        if target == "create_app":
+            return results.get("cold_start", {}).get("create_app_s")
+    except AttributeError:
+        return None
+    return None
+
+
+def judge(results: dict) -> list[dict]:
+    verdicts = []
+    for target, description, limit, comparison in TARGETS:
+        value = _value(results, target)
+        met = None
+        if value is not None and not (isinstance(value, float) and math.isnan(value)):
+            met = value <= limit if comparison == "<=" else value >= limit
+        verdicts.append({"id": target, "target": f"{description} {comparison} {limit:g}", "value": value, "met": met})
+    return verdicts
+
+
+def table(results: dict) -> str:
+    lines = []
+    add = lines.append
+    m = results["machine"]
+    add(f"lumbar-imaging-cds benchmark  {results['date']}  commit {results['git']['commit'][:10]}"
+        f"{' (dirty)' if results['git']['dirty'] else ''}")
+    add(f"machine: {m['nproc']} CPU ({m['cpu_model']}), {m['memory_gb']} GB, Python {m['python']}, "
+        f"load average at start {m['load_average']}")
+    if results.get("inprocess"):
+        add("")
+        add("In process (Flask test client, warm; ms)")
+        add(f"{'N':>6} {'body MB':>8} {'svc p50':>8} {'svc p99':>8} {'floor p50':>9} {'floor p99':>9} {'ratio p50':>9} {'samples':>7}  cards")
+        for r in results["inprocess"]:
+            if "error" in r:
+                add(f"{r['n']:>6} {r['body_bytes'] / 1e6:>8.2f}  ERROR {r['error'][:90]}")
+                continue
+            s, f = r["service"], r["floor"]
+            cards = ", ".join(str(topic) for _, topic in r["cards"]) or "none"
+            add(f"{r['n']:>6} {r['body_bytes'] / 1e6:>8.2f} {s['p50_ms']:>8.2f} {s['p99_ms']:>8.2f} {f['p50_ms']:>9.2f} "
+                f"{f['p99_ms']:>9.2f} {r['ratio_p50']:>9.2f} {s['count']:>7}  {cards}")
+    if results.get("http"):
+        add("")
+        first = results["http"][0]
+        add(f"HTTP (gunicorn {first['workers']} workers x {first['threads']} threads, {first['generator']}, "
+            f"{first['connections']} connections, {first['seconds_each']} s each; ms)")
+        add(f"{'N':>6} {'svc req/s':>9} {'svc p50':>8} {'svc p99':>8} {'floor req/s':>11} {'floor p50':>9} {'floor p99':>9} {'thru ratio':>10}")
+        for r in results["http"]:
+            if "error" in r:
+                add(f"{r['n']:>6}  ERROR {r['error'][:90]}")
+                continue
+            s, f = r["service"], r["floor"]
+            add(f"{r['n']:>6} {s['rps']:>9.1f} {s['p50_ms']:>8.2f} {s['p99_ms']:>8.2f} {f['rps']:>11.1f} {f['p50_ms']:>9.2f} "
+                f"{f['p99_ms']:>9.2f} {r['throughput_ratio']:>10.2f}")
+    np = results.get("no_prefetch")
+    if np and "error" not in np:
+        add("")
+        add(f"No prefetch ({np['keys_fetched']} keys fetched, FHIR server delays {np['delay_ms']:.0f} ms each): "
+            f"p50 {np['p50_ms']:.1f} ms, p90 {np['p90_ms']:.1f} ms over {np['count']} calls; "
+            f"{np['max_in_flight']} fetches in flight at most (one after another would be {np['serial_would_be_ms']:.0f} ms)")
+    mem = results.get("memory")
+    if mem and "error" not in mem:
+        add(f"Worker memory: peak RSS {mem['peak_rss_mb']} MB after {mem['requests']} calls at N={mem['n']} "
+            f"({mem['errors']} errors, {mem['seconds']:.0f} s)")
+    cold = results.get("cold_start")
+    if cold and "error" not in cold:
+        add(f"Cold start: import + create_app {cold['create_app_s']} s (median of {cold['runs']}; "
+            f"whole process {cold['process_s']} s; first start creating the store {cold['first_start_with_new_store_s']} s)")
+    for part in ("no_prefetch", "memory", "cold_start"):
+        if isinstance(results.get(part), dict) and "error" in results[part]:
+            add(f"{part}: ERROR {results[part]['error'][:120]}")
+    add("")
+    add("Targets")
+    for v in results["targets"]:
+        mark = {True: "met", False: "NOT met", None: "not measured"}[v["met"]]
+        add(f"  [{mark:>12}] {v['target']}: {v['value']}")
+    add(f"elapsed {results['elapsed_s']} s")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the harness, not the service")
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON output (default {RESULTS})")
+    parser.add_argument("--skip", default="", help=f"comma-separated parts to skip: {','.join(PARTS)}")
+    args = parser.parse_args(argv)
+    skip = {p.strip() for p in args.skip.split(",") if p.strip()}
+
+    started = time.perf_counter()
+    results: dict = {
+        "date": system.now_iso(),
+        "git": system.git_commit(),
+        "machine": system.machine(),
+        "quick": args.quick,
+        "settings": {"MAX_BODY_BYTES": MAX_BODY_BYTES, "note": "the body cap is raised from the 5 MB default so N=10 000 (~9.4 MB) is measured"},
+    }
+    with tempfile.TemporaryDirectory(prefix="lumbar-bench-") as tmp:
+        workdir = Path(tmp)
+        env = {"CDS_DATABASE_PATH": str(workdir / "gunicorn.sqlite3"), "CDS_MAX_BODY_BYTES": str(MAX_BODY_BYTES)}
+        steps = (
+            ("inprocess", lambda: _inprocess(results, workdir, args.quick)),
+            ("http", lambda: _http(results, workdir, env, args.quick)),
+            ("no_prefetch", lambda: results.__setitem__("no_prefetch", system.no_prefetch(
+                bench_settings(str(workdir / "no-prefetch.sqlite3")), 30, 8 if args.quick else 30, 15.0))),
+            ("memory", lambda: results.__setitem__("memory", system.worker_memory(
+                workdir, {**env, "CDS_DATABASE_PATH": str(workdir / "memory.sqlite3")}, MEMORY_N,
+                50 if args.quick else MEMORY_REQUESTS, 20.0 if args.quick else MEMORY_BUDGET_S))),
+            ("cold_start", lambda: results.__setitem__("cold_start", system.cold_start(workdir, 2 if args.quick else 5))),
+        )
+        for name, step in steps:
+            if name in skip:
+                continue
+            print(f"bench: {name} ...", file=sys.stderr, flush=True)
+            try:
+                step()
+            except Exception as error:
+                results[name] = {"error": f"{type(error).__name__}: {error}"}
+                traceback.print_exc()
+    results["elapsed_s"] = round(time.perf_counter() - started, 1)
+    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["targets"] = judge(results)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
+    print(table(results))
+    print(f"\nwritten: {args.out}")
+    failed = any(
+        "error" in part if isinstance(part, dict) else any("error" in r for r in part)
+        for key, part in results.items() if key in PARTS
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())
