@@ -11,6 +11,8 @@ Both runs must give exactly the expected topics, indicators and ratings.
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from tests.support.fhir_server import FhirServerBehaviour, LoopbackFhirServer
@@ -52,6 +54,7 @@ def check_answer(response, request: dict, expected: dict) -> None:
     seen = outcome(body, request)
     assert seen.problems == []
     assert seen.as_expected() == normalise_expected(expected)
+    assert seen.citation_problems(expected) == []
 
 
 @pytest.mark.parametrize(("name", "fixture"), SCENARIOS, ids=IDS)
@@ -93,3 +96,37 @@ def test_the_set_covers_the_pathway():
     hooks = {f["request"]["hook"] for _, f in SCENARIOS}
     assert hooks == {"order-select", "order-sign"}
     assert all(set(f["request"]["prefetch"]) >= set(PREFETCH_KEYS) for _, f in SCENARIOS)
+
+
+def test_the_reader_catches_a_wrong_answer(client):
+    """The runner must be able to fail: a tampered answer is reported, not silently accepted."""
+    fixture = dict(SCENARIOS)["acute-lbp-2-weeks-xray"]
+    request = fixture["request"]
+    body = client.post(service_path(request), json=request).get_json()
+    good = outcome(body, request)
+    assert good.problems == [] and good.as_expected() == normalise_expected(fixture["expected"])
+    assert good.citation_problems(fixture["expected"]) == []
+
+    # Rating in extension.systemActions (what the sandbox reads) differs from the top level.
+    tampered = copy.deepcopy(body)
+    rating = tampered["extension"]["systemActions"][0]["resource"]["extension"][0]
+    rating["valueCodeableConcept"]["coding"][0]["code"] = "appropriate"
+    assert any("differ" in p for p in outcome(tampered, request).problems)
+    # A card that names no order, and a consult id that is not a urn:uuid.
+    tampered = copy.deepcopy(body)
+    card = tampered["cards"][0]
+    card.pop("suggestions")
+    card["detail"] = card["detail"].replace("ServiceRequest/sr-1", "the order")
+    tampered["systemActions"][0]["resource"]["extension"][1]["valueUri"] = "consult-1"
+    problems = outcome(tampered, request).problems
+    assert any("names 0 draft orders" in p for p in problems)
+    assert any("consult-id" in p for p in problems)
+    # A detail that no longer quotes the patient's evidence; a reference that must never appear.
+    tampered = copy.deepcopy(body)
+    tampered["cards"][0]["detail"] = tampered["cards"][0]["detail"].replace("Condition/cond-1", "Condition/cond-10")
+    assert outcome(tampered, request).citation_problems(fixture["expected"]) == [
+        "imaging-before-6-weeks card for ServiceRequest/sr-1 does not cite Condition/cond-1"
+    ]
+    assert good.citation_problems({"cards": [], "ratings": {}, "never_cites": ["Condition/cond-1"]}) == [
+        "the response cites Condition/cond-1"
+    ]

@@ -46,6 +46,9 @@ PREFETCH_KEYS = (
 )
 
 _NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+# An expected card: topic, indicator, the order it names, and optionally `cites`: resource
+# references its markdown detail must quote (the patient's own evidence, pathway.md section 3).
+CARD_KEYS = {"topic", "indicator", "order", "cites"}
 
 
 # -- fixtures -------------------------------------------------------------------------------------
@@ -65,6 +68,17 @@ def draft_order_references(request: dict) -> list[str]:
         resource = entry.get("resource") or {}
         if resource.get("resourceType") and resource.get("id"):
             refs.append(f"{resource['resourceType']}/{resource['id']}")
+    return refs
+
+
+def resource_references(prefetch: dict) -> set[str]:
+    """'Type/id' of every resource in a prefetch (the Patient and the searchset entries)."""
+    refs = set()
+    for value in prefetch.values():
+        if not isinstance(value, dict):
+            continue
+        resources = [e.get("resource") or {} for e in value.get("entry") or []] if value.get("resourceType") == "Bundle" else [value]
+        refs |= {f"{r['resourceType']}/{r['id']}" for r in resources if r.get("resourceType") and r.get("id")}
     return refs
 
 
@@ -120,19 +134,22 @@ def fixture_problems(name: str, fixture: Any) -> list[str]:
         if patient.get("resourceType") != "Patient" or patient.get("id") != context.get("patientId"):
             problems.append("prefetch.patient must be the Patient of context.patientId")
     expected = fixture.get("expected")
-    if not isinstance(expected, dict) or set(expected) != {"cards", "ratings"}:
-        return problems + ["expected must have exactly 'cards' and 'ratings'"]
+    if not isinstance(expected, dict) or not {"cards", "ratings"} <= set(expected) <= {"cards", "ratings", "never_cites"}:
+        return problems + ["expected must have 'cards' and 'ratings' (and optionally 'never_cites')"]
+    known = set(orders) | resource_references(request.get("prefetch") or {})
     if not isinstance(expected["cards"], list):
         problems.append("expected.cards must be a list")
     else:
         for card in expected["cards"]:
-            if not isinstance(card, dict) or set(card) != {"topic", "indicator", "order"}:
-                problems.append(f"expected card {card} must have topic, indicator, order")
+            if not isinstance(card, dict) or not {"topic", "indicator", "order"} <= set(card) <= CARD_KEYS:
+                problems.append(f"expected card {card} must have topic, indicator, order (and optionally cites)")
                 continue
             if TOPIC_INDICATORS.get(card["topic"]) != card["indicator"]:
                 problems.append(f"expected card {card}: unknown topic or wrong indicator for it")
             if card["order"] not in orders:
                 problems.append(f"expected card {card} names no draft order")
+            problems += [f"expected card cites {ref}: no such resource" for ref in card.get("cites", []) if ref not in known]
+    problems += [f"never_cites {ref}: no such resource" for ref in expected.get("never_cites", []) if ref not in known]
     if not isinstance(expected["ratings"], dict):
         problems.append("expected.ratings must be an object")
     else:
@@ -189,6 +206,8 @@ class Outcome:
     cards: list[tuple[str, str, str]] = field(default_factory=list)  # sorted (topic, indicator, order)
     ratings: dict[str, str] = field(default_factory=dict)  # order -> pama-rating code
     problems: list[str] = field(default_factory=list)  # contract breaches seen while reading
+    details: dict[tuple[str, str, str], str] = field(default_factory=dict)  # card -> its markdown detail
+    text: str = ""  # the whole response as JSON text
 
     def as_expected(self) -> dict:
         """In the fixtures' own shape, for readable assertion diffs."""
@@ -196,6 +215,22 @@ class Outcome:
             "cards": [{"topic": t, "indicator": i, "order": o} for t, i, o in self.cards],
             "ratings": dict(sorted(self.ratings.items())),
         }
+
+    def citation_problems(self, expected: dict) -> list[str]:
+        """Each expected card's detail quotes its `cites`; nothing quotes a `never_cites`."""
+        problems = []
+        for card in expected["cards"]:
+            detail = self.details.get((card["topic"], card["indicator"], card["order"]), "")
+            problems += [
+                f"{card['topic']} card for {card['order']} does not cite {ref}"
+                for ref in card.get("cites", []) if not _mentions(detail, ref)
+            ]
+        problems += [f"the response cites {ref}" for ref in expected.get("never_cites", []) if _mentions(self.text, ref)]
+        return problems
+
+
+def _mentions(text: str, reference: str) -> bool:
+    return re.search(re.escape(reference) + r"(?![\w.-])", text) is not None
 
 
 def normalise_expected(expected: dict) -> dict:
@@ -241,7 +276,7 @@ def card_orders(card: dict, orders: list[str]) -> set[str]:
     if structured:
         return structured
     text = f"{card.get('summary', '')}\n{card.get('detail', '')}"
-    return {ref for ref in orders if re.search(re.escape(ref) + r"(?![\w.-])", text)}
+    return {ref for ref in orders if _mentions(text, ref)}
 
 
 def _rating_of(resource: dict) -> tuple[str | None, str | None]:
@@ -282,7 +317,7 @@ def ratings_of(actions: list, problems: list[str], where: str) -> dict[str, str]
 def outcome(response: dict, request: dict) -> Outcome:
     """What a clinician sees and what the EHR records, reduced to the fixture's terms."""
     orders = draft_order_references(request)
-    result = Outcome()
+    result = Outcome(text=json.dumps(response))
     cards = []
     for card in response.get("cards") or []:
         topic = ((card.get("source") or {}).get("topic") or {}).get("code")
@@ -291,6 +326,7 @@ def outcome(response: dict, request: dict) -> Outcome:
             result.problems.append(f"card {topic!r} names {len(named)} draft orders ({sorted(named)}), not exactly one")
         order = sorted(named)[0] if named else "(none)"
         cards.append((topic, card.get("indicator"), order))
+        result.details[cards[-1]] = str(card.get("detail", ""))
     result.cards = sorted(cards, key=lambda c: tuple(str(x) for x in c))
     # The sandbox reads extension.systemActions (pathway.md 3a); CDS Hooks 2.0 the top level.
     in_extension = ratings_of(
