@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jinja2 import DictLoader, Environment, StrictUndefined
+from jinja2 import DictLoader, Environment, StrictUndefined, TemplateSyntaxError
 
 from .inputs import Evidence, RedFlagFact
 from .pathway import (
@@ -175,8 +175,11 @@ class CardRenderer:
             loader=DictLoader(templates), undefined=StrictUndefined, autoescape=False,
             trim_blocks=True, lstrip_blocks=True,
         )
-        # Compile every template now: a syntax error fails the start-up.
-        self.templates = {name: self.env.get_template(name) for name in templates}
+        # Compile every template now: a syntax error fails the start-up, not a request.
+        try:
+            self.templates = {name: self.env.get_template(name) for name in templates}
+        except TemplateSyntaxError as error:
+            raise CardContentError(f"card template {error.name!r} line {error.lineno}: {error.message}") from None
 
     @staticmethod
     def _load(path: Path) -> dict:
