@@ -372,7 +372,9 @@ def init_app(app: Flask) -> None:
                 request.headers.get("Authorization"), expected_audiences(request.path)
             )
         except AuthFailure as failure:
-            fields = {"reason": str(failure), "method": request.method, "path": request.path[:200]}
+            # The route, not the raw path: nothing the caller typed reaches the log.
+            route = request.url_rule.rule if request.url_rule else "(no route)"
+            fields = {"reason": str(failure), "method": request.method, "path": route}
             if failure.iss:
                 fields["iss"] = failure.iss[:200]  # names the client, to help configure trust
             log_event(log, "client authentication failed", logging.WARNING, **fields)

@@ -102,8 +102,10 @@ def write_issuers(path, entries: list[dict]) -> str:
 class JwksServer:
     """A real loopback HTTP server publishing a (mutable) key set at /jwks.json, counting GETs."""
 
-    def __init__(self, key_set: dict | None = None):
+    def __init__(self, key_set: dict | None = None, *, delay_seconds: float = 0.0, status: int = 200):
         self.key_set = key_set or {"keys": []}
+        self.delay_seconds = delay_seconds  # before answering (to exceed the client's timeout)
+        self.status = status
         self.hits = 0
         self._lock = threading.Lock()
         server = self
@@ -118,9 +120,10 @@ class JwksServer:
                 with server._lock:
                     server.hits += 1
                     data = json.dumps(server.key_set).encode()
-                if self.path != "/jwks.json":
-                    data = b"{}"
-                self.send_response(200 if self.path == "/jwks.json" else 404)
+                if server.delay_seconds:
+                    time.sleep(server.delay_seconds)
+                status = server.status if self.path == "/jwks.json" else 404
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
