@@ -18,6 +18,7 @@ import pytest
 from tests.support.fhir_server import FhirServerBehaviour, LoopbackFhirServer
 from tests.support.scenario import (
     PREFETCH_KEYS,
+    README_PATH,
     SCENARIO_TOKEN,
     TOPIC_INDICATORS,
     fixture_problems,
@@ -25,8 +26,11 @@ from tests.support.scenario import (
     load_scenarios,
     normalise_expected,
     outcome,
+    readme_example_block,
+    render_readme_example,
     service_path,
     without_prefetch,
+    without_uuids,
 )
 
 try:  # the CDS Hooks 2.0 response rules, written with the cards (issue 3)
@@ -130,3 +134,10 @@ def test_the_reader_catches_a_wrong_answer(client):
     assert good.citation_problems({"cards": [], "ratings": {}, "never_cites": ["Condition/cond-1"]}) == [
         "the response cites Condition/cond-1"
     ]
+
+
+def test_readme_example_is_a_real_run(client):
+    """The README's "Clinical behaviour" example is what the service really answers today.
+    After a deliberate change of card wording: `.venv/bin/python -m tests.support.scenario`."""
+    readme = README_PATH.read_text(encoding="utf-8")
+    assert without_uuids(readme_example_block(readme)) == without_uuids(render_readme_example(client))

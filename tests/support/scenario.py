@@ -339,3 +339,83 @@ def outcome(response: dict, request: dict) -> Outcome:
         )
     result.ratings = in_extension
     return result
+
+
+# -- the README's "Clinical behaviour" example ---------------------------------------------------------
+README_EXAMPLE_SCENARIO = "acute-lbp-2-weeks-xray"
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def readme_example_request(fixture: dict) -> dict:
+    """The vignette's request with the empty optional prefetch keys sent as `null` ("the client
+    knows there is no such data", pathway.md section 3), so the README example stays short."""
+    request = copy.deepcopy(fixture["request"])
+    for key, value in request["prefetch"].items():
+        if isinstance(value, dict) and value.get("resourceType") == "Bundle" and not value.get("entry"):
+            request["prefetch"][key] = None
+    return request
+
+
+def without_uuids(text: str) -> str:
+    return _UUID.sub("<uuid>", text)
+
+
+def extract_json_block(markdown: str, marker: str) -> Any:
+    """The first ```json block after `<!-- marker -->` in `markdown`."""
+    start = markdown.index(f"<!-- {marker} -->")
+    block = re.search(r"```json\n(.*?)\n```", markdown[start:], re.S)
+    return json.loads(block.group(1))
+
+
+README_PATH = SCENARIO_DIR.parent.parent / "README.md"
+EXAMPLE_START, EXAMPLE_END = "<!-- scenario-example:start -->", "<!-- scenario-example:end -->"
+
+
+def render_readme_example(client) -> str:
+    """The README example, from a real run of the example vignette through `client`."""
+    fixture = dict(load_scenarios())[README_EXAMPLE_SCENARIO]
+    request = readme_example_request(fixture)
+    body = client.post(service_path(request), json=request).get_json()
+    card = body["cards"][0]
+    rating = _rating_of(body["extension"]["systemActions"][0]["resource"])[0]
+    service = service_path(request).rsplit("/", 1)[1]
+    return f"""{EXAMPLE_START}
+Vignette `{README_EXAMPLE_SCENARIO}` ({fixture["title"]}): `POST /cds-services/{service}` with
+
+<!-- scenario-example:request -->
+```json
+{json.dumps(request, indent=2, ensure_ascii=False)}
+```
+
+answers this card, and a system action rating the order `{rating}`:
+
+<!-- scenario-example:card -->
+```json
+{json.dumps(card, indent=2, ensure_ascii=False)}
+```
+{EXAMPLE_END}"""
+
+
+def readme_example_block(readme: str) -> str:
+    start, end = readme.index(EXAMPLE_START), readme.index(EXAMPLE_END) + len(EXAMPLE_END)
+    return readme[start:end]
+
+
+def update_readme() -> None:
+    """Regenerate the README example in place (`python -m tests.support.scenario`)."""
+    import tempfile
+
+    from cds_service.app import create_app
+
+    with tempfile.TemporaryDirectory() as folder:
+        app = create_app({"TESTING": True, "DATABASE_PATH": str(Path(folder) / "store.sqlite3")})
+        try:
+            block = render_readme_example(app.test_client())
+        finally:
+            app.extensions["lumbar_cds_shutdown"]()
+    readme = README_PATH.read_text(encoding="utf-8")
+    README_PATH.write_text(readme.replace(readme_example_block(readme), block), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    update_readme()
