@@ -20,6 +20,7 @@ from flask import Blueprint, current_app, render_template, request, send_file
 from .api import json_response, state
 from .errors import CdsError
 from .report import build_report, chart_data
+from .store.labels import load_reason_labels
 
 dashboard_bp = Blueprint("dashboard", __name__)
 
@@ -70,7 +71,11 @@ def _period_report(store) -> dict:
     if since and until and since > until:
         raise CdsError("LCDS-1006", {"field": "since", "reason": "must not be after 'until'"}, field="since")
     judgements, feedback = store.load_rows(since, until)
-    return build_report(judgements, feedback, since, until)
+    labels = current_app.extensions.get("lumbar_cds_reason_labels")
+    if labels is None:  # read once: the card content does not change while the app runs
+        labels = current_app.extensions["lumbar_cds_reason_labels"] = load_reason_labels(
+            current_app.config.get("CARDS_DIR"))
+    return build_report(judgements, feedback, since, until, labels)
 
 
 def _private(response):

@@ -105,13 +105,16 @@ def build_report(
     feedback: list[FeedbackRow],
     since: date | None = None,
     until: date | None = None,
+    reason_labels: dict[tuple[str, str, str], str] | None = None,
 ) -> dict:
     """Figures per topic for judgements in [since, until] (UTC dates, both inclusive).
 
     Feedback is attributed to its card's period; an orphan item (`card_known` False) to the period
     of its outcomeTimestamp. Items about cards outside the period, or about silent cards, are
-    left out.
+    left out. `reason_labels` ((topic, system, code) -> display, from the card content) names
+    reasons whose feedback carried no display (the sandbox sends only code and system).
     """
+    reason_labels = reason_labels or {}
     topics: dict[str, TopicFigures] = {}
     card_topic: dict[str, str] = {}
     card_suggestions: dict[str, frozenset[str]] = {}
@@ -179,7 +182,9 @@ def build_report(
     for topic, counter in reasons.items():
         ranked = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0][1], kv[0][0]))[:TOP_REASONS]
         topics[topic].override_reasons = [
-            {"system": system, "code": code, "display": reason_display.get((system, code)), "count": n}
+            {"system": system, "code": code,
+             "display": reason_display.get((system, code)) or reason_labels.get((topic, system, code)),
+             "count": n}
             for (system, code), n in ranked
         ]
 
@@ -295,5 +300,5 @@ def chart_data(report: dict) -> dict:
         {"topic": topic, "code": code, "label": labels[(topic, code)], "count": n}
         for (topic, code), n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
-    return {"cards_per_day": cards_per_day, "override_rate": override_rate,
-            "override_reasons": override_reasons}
+    return {"topics": [t["topic"] for t in topics], "cards_per_day": cards_per_day,
+            "override_rate": override_rate, "override_reasons": override_reasons}

@@ -4,7 +4,12 @@
   "use strict";
   var data = JSON.parse(document.getElementById("chart-data").textContent);
   var config = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["sendDataToCloud"] };
-  var margin = { l: 60, r: 20, t: 10, b: 60 };
+  // One colour per topic on every chart (the topics come sorted from the report).
+  var palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"];
+  function colour(topic) {
+    var index = data.topics.indexOf(topic);
+    return palette[(index < 0 ? data.topics.length : index) % palette.length];
+  }
 
   // Labels come from feedback bodies: plotly renders a few HTML-like tags in text, so escape.
   function plain(text) {
@@ -13,7 +18,7 @@
 
   function empty(id, message) {
     var el = document.getElementById(id);
-    el.innerHTML = "";
+    el.textContent = "";
     var p = document.createElement("p");
     p.className = "empty";
     p.textContent = message;
@@ -28,40 +33,48 @@
     });
   }
 
+  var legend = { orientation: "h", y: -0.2, traceorder: "normal" };
+
   if (data.cards_per_day.length) {
     plot("chart-cards-per-day", data.cards_per_day.map(function (s) {
-      return { type: "bar", name: plain(s.topic), x: s.days, y: s.counts };
-    }), { barmode: "stack", margin: margin, legend: { orientation: "h", y: -0.25 },
-          xaxis: { type: "date", tickformat: "%Y-%m-%d" }, yaxis: { title: { text: "cards" }, rangemode: "tozero" } });
+      return { type: "bar", name: plain(s.topic), x: s.days, y: s.counts, marker: { color: colour(s.topic) } };
+    }), { barmode: "stack", margin: { l: 50, r: 10, t: 10, b: 40 }, legend: legend,
+          xaxis: { type: "date", tickformat: "%Y-%m-%d" },
+          yaxis: { title: { text: "cards" }, rangemode: "tozero", tickformat: "d" } });
   } else {
     empty("chart-cards-per-day", "No cards shown in this period.");
   }
 
   if (data.override_rate.length) {
     plot("chart-override-rate", [{
-      type: "bar",
-      x: data.override_rate.map(function (r) { return plain(r.topic); }),
-      y: data.override_rate.map(function (r) { return r.rate; }),
+      type: "bar", orientation: "h",
+      y: data.override_rate.map(function (r) { return plain(r.topic); }),
+      x: data.override_rate.map(function (r) { return r.rate; }),
       text: data.override_rate.map(function (r) { return r.overridden + " / " + r.answered; }),
-      textposition: "outside",
-      marker: { color: "#d9822b" }
-    }], { margin: margin, yaxis: { title: { text: "overridden / answered" }, tickformat: ".0%", range: [0, 1.15] } });
+      textposition: "outside", cliponaxis: false,
+      marker: { color: data.override_rate.map(function (r) { return colour(r.topic); }) }
+    }], { margin: { l: 10, r: 40, t: 10, b: 50 },
+          yaxis: { automargin: true, autorange: "reversed" },
+          xaxis: { title: { text: "overridden / answered (latest feedback per card)" }, tickformat: ".0%", range: [0, 1] } });
   } else {
     empty("chart-override-rate", "No feedback in this period.");
   }
 
   if (data.override_reasons.length) {
-    var topics = [];
-    data.override_reasons.forEach(function (r) { if (topics.indexOf(r.topic) < 0) topics.push(r.topic); });
+    var topics = data.topics.filter(function (topic) {
+      return data.override_reasons.some(function (r) { return r.topic === topic; });
+    });
     plot("chart-override-reasons", topics.map(function (topic) {
       var rows = data.override_reasons.filter(function (r) { return r.topic === topic; });
       return {
-        type: "bar", orientation: "h", name: plain(topic),
+        type: "bar", orientation: "h", name: plain(topic), marker: { color: colour(topic) },
         y: rows.map(function (r) { return plain(r.label); }),
         x: rows.map(function (r) { return r.count; })
       };
-    }), { barmode: "stack", margin: { l: 260, r: 20, t: 10, b: 40 }, legend: { orientation: "h", y: -0.2 },
-          yaxis: { automargin: true, autorange: "reversed" }, xaxis: { title: { text: "overrides" }, dtick: 1 } });
+    }), { barmode: "stack", margin: { l: 10, r: 20, t: 10, b: 40 },
+          legend: { orientation: "h", y: -0.3, traceorder: "normal" },
+          yaxis: { automargin: true, autorange: "reversed" },
+          xaxis: { title: { text: "overridden cards" }, tickformat: "d", rangemode: "tozero" } });
   } else {
     empty("chart-override-reasons", "No override reasons in this period.");
   }

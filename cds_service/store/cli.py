@@ -66,8 +66,11 @@ def _report(args: argparse.Namespace) -> int:
     if args.since and args.until and args.since > args.until:
         print("lumbar-cds report: --since must not be after --until", file=sys.stderr)
         return 2
+    from .labels import load_reason_labels
+
+    settings = _settings(args)
     try:
-        store = open_store(_settings(args))
+        store = open_store(settings)
     except Exception as error:
         print(f"lumbar-cds report: cannot open the store: {type(error).__name__}", file=sys.stderr)
         return 1
@@ -79,7 +82,8 @@ def _report(args: argparse.Namespace) -> int:
         return 1
     finally:
         store.engine.dispose()
-    report = build_report(judgements, feedback, args.since, args.until)
+    report = build_report(judgements, feedback, args.since, args.until,
+                          load_reason_labels(settings.get("CARDS_DIR")))
     if args.format == "json":
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
     elif args.format == "csv":

@@ -7,6 +7,7 @@ a change of mind, an override without a reason code, two orphans of which one is
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 from datetime import date
@@ -16,6 +17,7 @@ import pytest
 
 from cds_service.cli import main as cli_main
 from cds_service.report import build_report, chart_data, render_csv, render_table
+from cds_service.store.labels import load_reason_labels
 
 from .support import OVERRIDE_SYSTEM, seed_pure_rows, seed_store
 
@@ -70,6 +72,19 @@ EXPECTED = {
     },
     "topics": EXPECTED_TOPICS,
 }
+
+
+# What the CLI and the dashboard show: the reason sent without a display is named from the card
+# content (cards/imaging-before-6-weeks.yaml offers "specialist-request").
+EXPECTED_LABELLED = copy.deepcopy(EXPECTED)
+EXPECTED_LABELLED["topics"][1]["top_override_reasons"][1]["display"] = "Requested by a spine specialist"
+
+
+def test_reason_labels_come_from_the_card_content():
+    labels = load_reason_labels()
+    assert labels[("imaging-before-6-weeks", OVERRIDE_SYSTEM, "specialist-request")] == "Requested by a spine specialist"
+    assert labels[("prefer-mri-without-contrast", OVERRIDE_SYSTEM, "specialist-request")] == (
+        "Requested by a spine specialist or radiologist")
 
 
 def test_report_figures_on_the_seeded_data_set():
@@ -130,13 +145,13 @@ def seeded_sqlite(tmp_path, monkeypatch):
 
 def test_cli_report_json_is_the_report(seeded_sqlite, capsys):
     assert cli_main(["report", "--since", "2026-03-01", "--until", "2026-03-03", "--format", "json"]) == 0
-    assert orjson.loads(capsys.readouterr().out) == EXPECTED
+    assert orjson.loads(capsys.readouterr().out) == EXPECTED_LABELLED
 
 
 def test_cli_report_csv_is_tidy(seeded_sqlite, capsys):
     assert cli_main(["report", "--since", "2026-03-01", "--until", "2026-03-03", "--format", "csv"]) == 0
     out = capsys.readouterr().out
-    assert out == render_csv(EXPECTED)
+    assert out == render_csv(EXPECTED_LABELLED)
     records = list(csv.DictReader(io.StringIO(out)))
     figures = {(r["topic"], r["metric"], r["key"]): r["value"] for r in records}
     assert figures[("imaging-before-6-weeks", "override_rate", "")] == "0.6"
@@ -149,10 +164,10 @@ def test_cli_report_csv_is_tidy(seeded_sqlite, capsys):
 def test_cli_report_table_is_readable(seeded_sqlite, capsys):
     assert cli_main(["report", "--since", "2026-03-01", "--until", "2026-03-03"]) == 0
     out = capsys.readouterr().out
-    assert out == render_table(EXPECTED)
+    assert out == render_table(EXPECTED_LABELLED)
     line = next(row for row in out.splitlines() if row.startswith("imaging-before-6-weeks "))
     assert line.split() == ["imaging-before-6-weeks", "5", "0", "2", "3", "60.0%", "3/10", "5"]
-    assert "top override reasons: Patient declines to wait 2, specialist-request 1" in out
+    assert "top override reasons: Patient declines to wait 2, Requested by a spine specialist 1" in out
 
 
 def test_cli_report_rejects_a_bad_date(seeded_sqlite, capsys):
