@@ -324,6 +324,13 @@ def outcome(response: dict, request: dict) -> Outcome:
         named = card_orders(card, orders)
         if len(named) != 1:
             result.problems.append(f"card {topic!r} names {len(named)} draft orders ({sorted(named)}), not exactly one")
+        # pathway.md 3a: an update suggestion without the pama-rating crashes the sandbox's PAMA tab.
+        for suggestion in card.get("suggestions") or []:
+            for action in suggestion.get("actions") or []:
+                resource = action.get("resource") or {}
+                if action.get("type") == "update" and resource.get("resourceType") == "ServiceRequest":
+                    if _rating_of(resource)[0] not in RATINGS:
+                        result.problems.append(f"card {topic!r}: an update suggestion carries no pama-rating")
         order = sorted(named)[0] if named else "(none)"
         cards.append((topic, card.get("indicator"), order))
         result.details[cards[-1]] = str(card.get("detail", ""))
