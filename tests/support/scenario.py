@@ -421,7 +421,8 @@ def update_readme() -> None:
         finally:
             app.extensions["lumbar_cds_shutdown"]()
     readme = README_PATH.read_text(encoding="utf-8")
-    README_PATH.write_text(readme.replace(readme_example_block(readme), block), encoding="utf-8")
+    if without_uuids(readme_example_block(readme)) != without_uuids(block):  # no churn of uuids alone
+        README_PATH.write_text(readme.replace(readme_example_block(readme), block), encoding="utf-8")
 
 
 if __name__ == "__main__":
