@@ -36,6 +36,13 @@ no date counts only when its window is "any time" -- except that an undated fact
 without a date is counted too: a red flag that cannot be dated is not discarded (missing a red
 flag costs more than a card that is not shown).
 
+Trends (from `inputs.measurements`, when the parser has not already made the fact): >= 5 %
+body-weight loss in 180 days (latest weight against the heaviest earlier one) -> malignancy;
+over 50 years of age, any measured loss in 180 days -> malignancy ("age > 50 with weight loss" is
+listed beside the 5 % rule); a motor grade lower than an earlier one within 365 days ->
+neurological deficit. An active Condition coding long-term (current) use of systemic steroids
+(Z79.52) counts whenever it was first coded: it states an exposure that lasts up to today.
+
 Negation: an observation saying a sign is absent (RedFlagFact.negated) cancels every positive
 fact of the same group and kind dated on or before it (the latest finding wins; on the same day
 the absent finding wins, as it is the more specific statement). An undated negation cancels
@@ -99,6 +106,9 @@ REPEAT_WINDOW_DAYS = 365  # pathway.md section 1, item 5: "in the last 12 months
 ADULT_AGE = 18
 WEIGHT_LOSS_FRACTION = 0.05  # ">= 5 % body weight loss over 180 d"
 WEIGHT_LOSS_WINDOW_DAYS = 180
+OLDER_AGE = 50  # "age > 50 with weight loss" (pathway.md section 1, item 2, malignancy)
+# Red-flag kinds whose active Condition states a condition lasting up to today (see counts_on).
+ONGOING_STATE_KINDS = frozenset({"long-term-steroids"})
 MOTOR_GRADE_WINDOW_DAYS = 365  # "worsening motor grade across serial observations (365 days)"
 
 # Study keys: modality + contrast. CT myelography always uses intrathecal contrast, so its
@@ -220,6 +230,16 @@ def in_window(fact_date: date | None, window_days: int | None, reference: date) 
     return window_days is None or age <= window_days
 
 
+def counts_on(fact: RedFlagFact, reference: date) -> bool:
+    """Whether a positive fact counts on the reference date (its look-back window)."""
+    if fact.kind in ONGOING_STATE_KINDS and fact.evidence.resource_type == "Condition":
+        # An active "long-term (current) use" code (Z79.52) asserts an exposure that continues up
+        # to today, whenever it was first coded: the last 12 months are covered (pathway.md 1.2).
+        # The parser only passes current-sign Conditions that are still active.
+        return fact.evidence.date is None or fact.evidence.date <= reference
+    return in_window(fact.evidence.date, fact.window_days, reference)
+
+
 def active_red_flags(
     facts: list[RedFlagFact], reference: date
 ) -> tuple[list[RedFlagFact], list[RedFlagFact]]:
@@ -228,7 +248,7 @@ def active_red_flags(
     active: list[RedFlagFact] = []
     cancelled: list[RedFlagFact] = []
     for fact in facts:
-        if fact.negated or not in_window(fact.evidence.date, fact.window_days, reference):
+        if fact.negated or not counts_on(fact, reference):
             continue
         cancelling = [
             n for n in negations
@@ -265,6 +285,18 @@ def trend_red_flags(inputs: PathwayInputs) -> list[RedFlagFact]:
         if earlier:
             heaviest = max(earlier, key=lambda w: w.value)
             loss = (heaviest.value - latest.value) / heaviest.value
+            age = inputs.patient.age_on(ref)
+            if loss < WEIGHT_LOSS_FRACTION and loss > 0 and age is not None and age > OLDER_AGE:
+                # "age > 50 with weight loss" is listed beside the 5 % rule: over 50, any
+                # measured loss in 180 days counts (it is the combination that raises suspicion).
+                flags.append(RedFlagFact(
+                    group=MALIGNANCY, kind="weight-loss-over-50",
+                    label=(
+                        f"Age {age} with body weight loss of {loss * 100:.1f} % ({heaviest.value:g} kg on "
+                        f"{heaviest.evidence.date.isoformat()} to {latest.value:g} kg)"
+                    ),
+                    evidence=latest.evidence, window_days=WEIGHT_LOSS_WINDOW_DAYS,
+                ))
             if loss >= WEIGHT_LOSS_FRACTION:
                 flags.append(RedFlagFact(
                     group=MALIGNANCY, kind="weight-loss-measured",

@@ -319,3 +319,27 @@ def test_decide_is_pure_same_inputs_same_decisions():
     case = inputs(flags=[flag(**FEVER, days=3)], priors=[prior(MRI, 10)])
     first, second = decide(case), decide(case)
     assert [(d.topic, d.rating, d.reason) for d in first] == [(d.topic, d.rating, d.reason) for d in second]
+
+
+@pytest.mark.parametrize("age, flagged", [(62, True), (51, True), (50, False), (43, False)])
+def test_over_50_any_measured_weight_loss_is_a_malignancy_red_flag(age, flagged):
+    weights = [measurement("body-weight-kg", 82.0, 160, "w1"), measurement("body-weight-kg", 80.0, 2, "w2")]  # 2.4 %
+    decision = only(decide(inputs(age=age, measurements=weights)))
+    assert any(f.kind == "weight-loss-over-50" for f in decision.red_flags) is flagged
+    assert decision.topic == (None if flagged else IMAGING_BEFORE_6_WEEKS)
+
+
+def test_over_50_weight_gain_is_not_a_red_flag():
+    weights = [measurement("body-weight-kg", 80.0, 160, "w1"), measurement("body-weight-kg", 82.0, 2, "w2")]
+    assert only(decide(inputs(age=70, measurements=weights))).red_flags == []
+
+
+def test_active_long_term_steroid_code_counts_whenever_it_was_coded_but_old_trauma_does_not():
+    steroids = flag(FRACTURE, "long-term-steroids", days=3 * 365, window=365)
+    decision = only(decide(inputs(orders=[order(CT, WITHOUT)], flags=[steroids])))
+    assert (decision.topic, decision.rating, decision.acr_variant) == (None, APPROPRIATE, "6")
+    trauma = flag(FRACTURE, "trauma", days=3 * 365, window=90)
+    assert only(decide(inputs(orders=[order(CT, WITHOUT)], flags=[trauma]))).topic == IMAGING_BEFORE_6_WEEKS
+    # A medication-derived exposure keeps its window (the parser measures the courses).
+    course = flag(FRACTURE, "prolonged-corticosteroids", days=400, window=365, ref="MedicationRequest/m1")
+    assert only(decide(inputs(orders=[order(CT, WITHOUT)], flags=[course]))).topic == IMAGING_BEFORE_6_WEEKS
