@@ -16,13 +16,16 @@ from datetime import date
 from pathlib import Path
 
 from flask import Blueprint, current_app, render_template, request, send_file
+from sqlalchemy.exc import SQLAlchemyError
 
 from .api import json_response, state
 from .errors import CdsError
+from .logs import get_logger, log_event
 from .report import build_report, chart_data
 from .store.labels import load_reason_labels
 
 dashboard_bp = Blueprint("dashboard", __name__)
+log = get_logger("dashboard")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
@@ -70,7 +73,11 @@ def _period_report(store) -> dict:
     since, until = _date_arg("since"), _date_arg("until")
     if since and until and since > until:
         raise CdsError("LCDS-1006", {"field": "since", "reason": "must not be after 'until'"}, field="since")
-    judgements, feedback = store.load_rows(since, until)
+    try:
+        judgements, feedback = store.load_rows(since, until)
+    except SQLAlchemyError as error:
+        log_event(log, "governance store unavailable for the dashboard", 40, exception=type(error).__name__)
+        raise CdsError("LCDS-1503") from None
     labels = current_app.extensions.get("lumbar_cds_reason_labels")
     if labels is None:  # read once: the card content does not change while the app runs
         labels = current_app.extensions["lumbar_cds_reason_labels"] = load_reason_labels(

@@ -32,6 +32,7 @@ MESSAGES: dict[str, tuple[int, str]] = {
     "LCDS-1412": (412, "Required data '{key}' could not be read from prefetch or fetched from fhirServer: {reason}."),
     "LCDS-1429": (429, "Too many requests."),
     "LCDS-1500": (500, "Internal error; the request was not processed. Reference: {reference}."),
+    "LCDS-1503": (503, "The governance store is unavailable; nothing was stored. Retry later."),
     "LCDS-1404P": (404, "Not found."),
 }
 

@@ -15,12 +15,15 @@ import hashlib
 from datetime import UTC, datetime
 
 from flask import Blueprint
+from sqlalchemy.exc import SQLAlchemyError
 
 from .api import json_response, parse_json_body, state
 from .errors import CdsError
+from .logs import get_logger, log_event
 from .store import naive_utc
 
 feedback_bp = Blueprint("feedback", __name__)
+log = get_logger("feedback")
 
 OUTCOMES = ("accepted", "overridden")
 MAX_ITEMS = 1000
@@ -146,5 +149,10 @@ def receive_feedback(service_id: str):
     for row in rows:
         row["received_at"] = received_at
         row["service_id"] = service.id
-    counts = store.insert_feedback(rows)
+    try:
+        counts = store.insert_feedback(rows)
+    except SQLAlchemyError as error:
+        # The client may retry: items are idempotent, so a retry after an outage stores each once.
+        log_event(log, "governance store unavailable for feedback", 40, exception=type(error).__name__)
+        raise CdsError("LCDS-1503") from None
     return json_response(dict(counts.to_json(), recorded=True))
