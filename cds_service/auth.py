@@ -55,6 +55,10 @@ ALGORITHMS: dict[str, tuple[str, str | None]] = {
 MIN_RSA_BITS = 2048
 MAX_TOKEN_CHARS = 16_384
 MAX_ID_CHARS = 512  # kid, jti, iss, tenant: longer values are refused, not stored
+# A client JWT authenticates one call (the sandbox's live 5 minutes). One expiring later than
+# this is refused: a stolen token stays useful only briefly, and the replay store, which must
+# remember each jti until its token expires, stays bounded.
+MAX_TOKEN_LIFETIME_SECONDS = 3600
 REQUIRED_CLAIMS = ["iss", "aud", "exp", "iat", "jti"]
 
 
@@ -260,8 +264,11 @@ class Authenticator:
         if not isinstance(jti, str) or not jti or len(jti) > MAX_ID_CHARS:
             raise AuthFailure("jti must be a non-empty string")
 
+        remaining = float(claims["exp"]) - time.time()
+        if remaining > MAX_TOKEN_LIFETIME_SECONDS + self.leeway:
+            raise AuthFailure("exp is more than an hour away")
         # Remember the jti until the token could no longer be accepted anyway.
-        ttl = int(float(claims["exp"]) - time.time()) + self.leeway + 1
+        ttl = int(remaining) + self.leeway + 1
         try:
             first = self.replay_store.first_use(issuer.iss, jti, ttl)
         except ReplayStoreError as error:

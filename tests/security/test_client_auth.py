@@ -119,6 +119,13 @@ def test_preflight_and_healthz_and_openapi_need_no_token(auth_client):
     assert auth_client.get("/openapi.yaml").status_code == 200
 
 
+def test_a_401_still_carries_cors_headers_for_browser_clients(auth_client):
+    # The sandbox runs in a browser: without CORS headers it would see a network error, not 401.
+    response = auth_client.get("/cds-services", headers={"Origin": "https://sandbox.cds-hooks.org"})
+    assert response.status_code == 401
+    assert response.headers.get("Access-Control-Allow-Origin") in {"*", "https://sandbox.cds-hooks.org"}
+
+
 def test_auth_off_by_default(make_app):
     assert make_app().test_client().get("/cds-services").status_code == 200
 
@@ -155,7 +162,8 @@ def refused_cases(ec, rsa):
         "no kid": (sign(ec, claims(DISCOVERY), kid=None), "no kid"),
         "no jti": (sign(ec, claims(DISCOVERY, jti=None)), "missing claim jti"),
         "no exp": (sign(ec, claims(DISCOVERY, exp=None)), "missing claim exp"),
-        "RSA key as ES384": (sign(rsa, claims(DISCOVERY), alg="RS384", kid=ec.kid), "does not fit"),
+        "exp a day away": (sign(ec, claims(DISCOVERY, exp=now + 86_400)), "exp is more than an hour away"),
+        "RS384 naming an EC key": (sign(rsa, claims(DISCOVERY), alg="RS384", kid=ec.kid), "does not fit"),
         "garbage": ("not-a-jwt", "malformed token"),
         "garbage in three parts": ("eyJhbGciOi.eyJpc3Mi.c2ln", "malformed token"),
     }
@@ -164,7 +172,7 @@ def refused_cases(ec, rsa):
 CASE_IDS = [
     "expired", "future iat", "wrong aud", "aud of another host", "unknown iss", "unknown kid",
     "known kid, other key", "jku off the allowlist", "alg none", "HS256 with the public key",
-    "HS256 with the RSA public key", "no kid", "no jti", "no exp", "RSA key as ES384", "garbage",
+    "HS256 with the RSA public key", "no kid", "no jti", "no exp", "exp a day away", "RS384 naming an EC key", "garbage",
     "garbage in three parts",
 ]
 
