@@ -38,7 +38,7 @@ flag costs more than a card that is not shown).
 
 Trends (from `inputs.measurements`, when the parser has not already made the fact): >= 5 %
 body-weight loss in 180 days (latest weight against the heaviest earlier one) -> malignancy;
-over 50 years of age, any measured loss in 180 days -> malignancy ("age > 50 with weight loss" is
+over 50 years of age, a measured loss of >= 2 % in 180 days -> malignancy ("age > 50 with weight loss" is
 listed beside the 5 % rule); a motor grade lower than an earlier one within 365 days ->
 neurological deficit. An active Condition coding long-term (current) use of systemic steroids
 (Z79.52) counts whenever it was first coded: it states an exposure that lasts up to today.
@@ -107,6 +107,9 @@ ADULT_AGE = 18
 WEIGHT_LOSS_FRACTION = 0.05  # ">= 5 % body weight loss over 180 d"
 WEIGHT_LOSS_WINDOW_DAYS = 180
 OLDER_AGE = 50  # "age > 50 with weight loss" (pathway.md section 1, item 2, malignancy)
+# Over 50 a smaller loss counts, but not day-to-day scale variation (about 1 kg): below 2 % a
+# "loss" is noise, and flagging it would silence the 6-week warning for most older patients.
+OLDER_AGE_WEIGHT_LOSS_FRACTION = 0.02
 # Red-flag kinds whose active Condition states a condition lasting up to today (see counts_on).
 ONGOING_STATE_KINDS = frozenset({"long-term-steroids"})
 MOTOR_GRADE_WINDOW_DAYS = 365  # "worsening motor grade across serial observations (365 days)"
@@ -286,9 +289,10 @@ def trend_red_flags(inputs: PathwayInputs) -> list[RedFlagFact]:
             heaviest = max(earlier, key=lambda w: w.value)
             loss = (heaviest.value - latest.value) / heaviest.value
             age = inputs.patient.age_on(ref)
-            if loss < WEIGHT_LOSS_FRACTION and loss > 0 and age is not None and age > OLDER_AGE:
-                # "age > 50 with weight loss" is listed beside the 5 % rule: over 50, any
-                # measured loss in 180 days counts (it is the combination that raises suspicion).
+            older = age is not None and age > OLDER_AGE
+            if OLDER_AGE_WEIGHT_LOSS_FRACTION <= loss < WEIGHT_LOSS_FRACTION and older:
+                # "age > 50 with weight loss" is listed beside the 5 % rule: over 50, a measured
+                # loss of 2 % or more in 180 days counts (the combination raises suspicion).
                 flags.append(RedFlagFact(
                     group=MALIGNANCY, kind="weight-loss-over-50",
                     label=(

@@ -322,11 +322,18 @@ def test_decide_is_pure_same_inputs_same_decisions():
 
 
 @pytest.mark.parametrize("age, flagged", [(62, True), (51, True), (50, False), (43, False)])
-def test_over_50_any_measured_weight_loss_is_a_malignancy_red_flag(age, flagged):
+def test_over_50_measured_weight_loss_is_a_malignancy_red_flag(age, flagged):
     weights = [measurement("body-weight-kg", 82.0, 160, "w1"), measurement("body-weight-kg", 80.0, 2, "w2")]  # 2.4 %
     decision = only(decide(inputs(age=age, measurements=weights)))
     assert any(f.kind == "weight-loss-over-50" for f in decision.red_flags) is flagged
     assert decision.topic == (None if flagged else IMAGING_BEFORE_6_WEEKS)
+
+
+def test_over_50_scale_variation_below_2_percent_is_not_a_red_flag():
+    weights = [measurement("body-weight-kg", 80.0, 160, "w1"), measurement("body-weight-kg", 79.0, 2, "w2")]  # 1.25 %
+    decision = only(decide(inputs(age=70, measurements=weights)))
+    assert decision.red_flags == []
+    assert decision.topic == IMAGING_BEFORE_6_WEEKS
 
 
 def test_over_50_weight_gain_is_not_a_red_flag():
