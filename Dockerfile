@@ -12,6 +12,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     # Production defaults: clients must sign their calls (CDS Hooks 2.0 "Trusting CDS Clients").
     CDS_AUTH_REQUIRED=true \
+    # The sandbox's signing key is public (its repository ships it): never trusted in production
+    # unless asked for. Behind a TLS-terminating proxy set CDS_PUBLIC_BASE_URL (JWT audience).
+    CDS_TRUST_SANDBOX=false \
     CDS_DATABASE_PATH=/data/lumbar-cds.sqlite3
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \

@@ -58,5 +58,6 @@ def test_dockerfile_runs_gunicorn_as_non_root_with_a_healthcheck():
     assert "EXPOSE 8080" in dockerfile
     assert '"lumbar-cds", "serve"' in dockerfile  # lumbar-cds serve runs gunicorn
     assert "CDS_AUTH_REQUIRED=true" in dockerfile
+    assert "CDS_TRUST_SANDBOX=false" in dockerfile
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".git" in ignored and ".venv" in ignored
