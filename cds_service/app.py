@@ -8,6 +8,7 @@ fetches, the governance store), so the per-request path only does per-request wo
 from __future__ import annotations
 
 import atexit
+import gc
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -121,4 +122,11 @@ def create_app(config: dict | None = None) -> Flask:
         logger.debug("unhandled error traceback", exc_info=error)
         return handle_cds_error(CdsError("LCDS-1500", {"reference": reference}))
 
+    if not app.testing:
+        # Everything built so far lives as long as the process: move it out of the cyclic GC's
+        # reach, so the collections a large request body sets off do not rescan it each time
+        # (`make bench`, CPU per call at N = 3 000: service 164 -> 96 ms, floor 95 -> 25 ms).
+        # Skipped under TESTING, where many apps come and go in one process.
+        gc.collect()
+        gc.freeze()
     return app
