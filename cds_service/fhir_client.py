@@ -40,8 +40,9 @@ def origin_of(url: str) -> str:
     return f"{scheme}://{host}:{port}"
 
 
-def check_fhir_server(url: str, plain_http_hosts: tuple[str, ...], allowed_origins: tuple[str, ...]) -> str | None:
-    """Return why `url` may not be called, or None when it may."""
+def outbound_url_problem(url: str, plain_http_hosts) -> str | None:
+    """Why the service may not call `url` (FHIR server, key set), or None when it may:
+    an absolute http(s) URL without credentials, https unless its host is in `plain_http_hosts`."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
@@ -53,9 +54,15 @@ def check_fhir_server(url: str, plain_http_hosts: tuple[str, ...], allowed_origi
         return "must not carry credentials"
     if parts.scheme == "http" and parts.hostname.lower() not in {h.lower() for h in plain_http_hosts}:
         return "must use https"
-    if allowed_origins and origin_of(url) not in {origin_of(o) for o in allowed_origins}:
-        return "origin is not on the allowlist"
     return None
+
+
+def check_fhir_server(url: str, plain_http_hosts: tuple[str, ...], allowed_origins: tuple[str, ...]) -> str | None:
+    """Return why `url` may not be called as fhirServer, or None when it may."""
+    why = outbound_url_problem(url, plain_http_hosts)
+    if why is None and allowed_origins and origin_of(url) not in {origin_of(o) for o in allowed_origins}:
+        return "origin is not on the allowlist"
+    return why
 
 
 @dataclass

@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from .fhir_client import outbound_url_problem
+
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 MAX_JWKS_BYTES = 1_000_000
 REFRESH_INTERVAL_SECONDS = 60.0  # issue "Security": refresh on an unknown kid at most once a minute
@@ -34,18 +36,10 @@ class JwksError(Exception):
 
 def check_jwks_url(url: str) -> str | None:
     """Why `url` may not serve a key set, or None. https only, plain http only on loopback."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        return "not a valid URL"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "must be an absolute https URL"
-    if parts.username or parts.password:
-        return "must not carry credentials"
-    if parts.scheme == "http" and parts.hostname.lower() not in LOOPBACK_HOSTS:
+    why = outbound_url_problem(url, LOOPBACK_HOSTS)
+    if why == "must use https":
         return "must use https (plain http only on a loopback host)"
-    return None
+    return why
 
 
 def parse_key_set(data: object) -> dict[str, dict]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from cds_service.app import create_app
+from cds_service.logs import LOGGER_NAME
 from tests.support.fhir_server import FhirServerBehaviour, LoopbackFhirServer
 
 
@@ -30,3 +33,11 @@ def client(app):
 def fhir_server():
     with LoopbackFhirServer(FhirServerBehaviour()) as server:
         yield server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def quiet_shutdown_logs():
+    """Apps that tests build without shutting them down are closed by atexit, after pytest's
+    summary; their "writer closed" lines would bury the summary (which CI reads last)."""
+    yield
+    logging.getLogger(LOGGER_NAME).setLevel(logging.WARNING)
