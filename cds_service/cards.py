@@ -118,6 +118,8 @@ class _Topic:
     source: dict
     override_reasons: list[dict] = field(default_factory=list)
     suggestion_label: str | None = None
+    priority_suggestion_label: str | None = None  # when only the priority changes (same study)
+    contrast_suggestion_label: str | None = None  # the MRI without and with contrast alternative
 
 
 class CardRenderer:
@@ -130,7 +132,7 @@ class CardRenderer:
             raise CardContentError(f"card content file missing: {common_path}")
         self.common = self._load(common_path)
         for key in ("topic_system", "override_reason_system", "system_action_description",
-                    "mri_without_contrast", "physical_therapy", "study_labels", "red_flag_groups",
+                    "suggested_studies", "physical_therapy", "study_labels", "red_flag_groups",
                     "data_labels", "partials", "rating_labels", "acr_variants", "code_system_names"):
             if key not in self.common:
                 raise CardContentError(f"{common_path.name}: missing key {key!r}")
@@ -165,6 +167,8 @@ class CardRenderer:
                     for r in reasons
                 ],
                 suggestion_label=data.get("suggestion_label"),
+                priority_suggestion_label=data.get("priority_suggestion_label"),
+                contrast_suggestion_label=data.get("contrast_suggestion_label"),
             )
             templates[f"{code}/summary"] = data["summary"]
             templates[f"{code}/detail"] = data["detail"]
@@ -335,6 +339,10 @@ class CardRenderer:
             "alternative_priority": common["priority_labels"].get(alternative.priority or "", "")
             if alternative else "",
             "alternative_rating_label": common["rating_labels"].get(alternative.rating, "") if alternative else "",
+            "contrast_alternative": (
+                self.study_label(decision.contrast_alternative.modality, decision.contrast_alternative.contrast)
+                if decision.contrast_alternative else ""
+            ),
             "prior_modality": prior.modality if prior else "",
             "prior_date": _iso(prior.evidence.date) if prior else "",
             "prior_reference": _ref(prior.evidence.reference) if prior else "",
@@ -353,11 +361,15 @@ class CardRenderer:
             return []
         order = decision.order
         actions: list[dict] = []
+        label = topic.suggestion_label
         if kind == SUGGEST_UPDATE_TO_MRI and decision.alternative:
+            alternative = decision.alternative
+            if study_key(alternative.modality, alternative.contrast) == study_key(order.modality, order.contrast):
+                label = topic.priority_suggestion_label or label  # same study, new priority
             actions.append({
                 "type": "update",
-                "description": topic.suggestion_label,
-                "resource": self._updated_order(decision),
+                "description": label,
+                "resource": self._updated_order(decision, alternative),
             })
         elif kind in (SUGGEST_DELETE, SUGGEST_DELETE_AND_REFER):
             describe = self.templates.get(f"{decision.topic}/delete_description")
@@ -374,7 +386,15 @@ class CardRenderer:
                 })
         if not actions:
             return []
-        return [{"label": topic.suggestion_label, "uuid": new_uuid(), "isRecommended": True, "actions": actions}]
+        suggestions = [{"label": label, "uuid": new_uuid(), "isRecommended": True, "actions": actions}]
+        if decision.contrast_alternative and topic.contrast_suggestion_label:
+            contrast_label = topic.contrast_suggestion_label
+            suggestions.append({"label": contrast_label, "uuid": new_uuid(), "actions": [{
+                "type": "update",
+                "description": contrast_label,
+                "resource": self._updated_order(decision, decision.contrast_alternative),
+            }]})
+        return suggestions
 
     def _order_resource(self, decision: OrderDecision) -> dict:
         """The client's draft ServiceRequest, cleaned of the empty values the sandbox sends."""
@@ -409,14 +429,13 @@ class CardRenderer:
         )
         return {"type": "update", "description": _plain(description), "resource": resource}
 
-    def _updated_order(self, decision: OrderDecision) -> dict:
-        """The order as the suggestion would leave it: MRI without contrast, rated."""
-        alternative = decision.alternative
-        mri = self.common["mri_without_contrast"]
+    def _updated_order(self, decision: OrderDecision, alternative) -> dict:
+        """The order as the suggestion would leave it: the alternative MRI study, rated."""
+        study = self.common["suggested_studies"][study_key(alternative.modality, alternative.contrast)]
         resource = self._order_resource(decision)
         resource["code"] = {
-            "coding": [{"system": mri["system"], "code": str(mri["code"]), "display": mri["display"]}],
-            "text": mri["display"],
+            "coding": [{"system": study["system"], "code": str(study["code"]), "display": study["display"]}],
+            "text": study["display"],
         }
         if alternative.priority:
             resource["priority"] = alternative.priority

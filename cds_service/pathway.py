@@ -202,6 +202,8 @@ class OrderDecision:
     documented_absent: list[RedFlagFact] = field(default_factory=list)  # cancelled by negation
     red_flag_groups_checked: tuple[str, ...] = RED_FLAG_GROUPS
     alternative: Alternative | None = None
+    # A second alternative where the variant makes contrast usually appropriate too (5, 7).
+    contrast_alternative: Alternative | None = None
     suggestion: str | None = None  # one of SUGGEST_*
     age: int | None = None
     onset: date | None = None
@@ -487,6 +489,13 @@ def _judge_study(decision: OrderDecision, variant: str, appropriate_reason: str)
     decision.topic, decision.indicator, decision.reason = PREFER_MRI, "info", PREFER_MRI
     decision.alternative = Alternative(MRI, WITHOUT, order.priority, rating_of_tier(tier(variant, MRI, WITHOUT)))
     decision.suggestion = SUGGEST_UPDATE_TO_MRI
+    # A contrast MRI ordered where the variant makes MRI without and with contrast usually
+    # appropriate too (5: prior lumbar surgery; 7: suspected infection, tumour,
+    # immunosuppression; pathway.md section 1 item 4, "contrast only after prior lumbar surgery,
+    # suspected infection or tumour"): offer that study as well, so the card does not steer away
+    # from contrast the guideline recommends.
+    if order.modality == MRI and order.contrast != WITHOUT and tier(variant, MRI, WITHOUT_WITH) == USUAL:
+        decision.contrast_alternative = Alternative(MRI, WITHOUT_WITH, order.priority, APPROPRIATE)
     return decision
 
 

@@ -19,6 +19,7 @@ from cds_service.cards import (
 from cds_service.inputs import (
     CAUDA_EQUINA,
     INFECTION,
+    MALIGNANCY,
     MRI,
     WITH,
     WITHOUT,
@@ -257,3 +258,44 @@ def test_red_flag_checklist_lists_found_and_documented_absent(renderer):
     assert "Infection: **found** Fever 38.4 C (2026-05-27) -- `Observation/t1`" in detail
     assert "Cauda equina signs: none found" in detail
     assert "Documented absent" in detail and "`Condition/s1`" in detail
+
+
+@pytest.mark.parametrize("group, kind, window", [(INFECTION, "spinal-infection", 365), (MALIGNANCY, "history-of-cancer", None)])
+def test_contrast_mri_with_suspected_infection_or_tumour_is_also_offered_without_and_with(renderer, group, kind, window):
+    """ACR variant 7: MRI without and with contrast is usually appropriate; the card must not
+    only steer away from contrast (seen in the CDS Hooks sandbox: 72149 + osteomyelitis)."""
+    suspected = flag(group, kind, days=5, window=window)
+    _, response = render(renderer, inputs(orders=[order(MRI, WITH)], flags=[suspected]))
+    assert_conforms(response)
+    (card,) = response["cards"]
+    assert card["source"]["topic"]["code"] == "prefer-mri-without-contrast"
+    without, without_with = card["suggestions"]
+    assert without["isRecommended"] is True and "isRecommended" not in without_with
+    assert without["actions"][0]["resource"]["code"]["coding"][0]["code"] == "72148"
+    contrast_resource = without_with["actions"][0]["resource"]
+    assert contrast_resource["code"]["coding"][0]["code"] == "72158"
+    assert rating_of(contrast_resource)["code"] == "appropriate"
+    assert "without and with contrast" in without_with["label"]
+    assert "MRI lumbar spine without and with contrast** is offered as well" in card["detail"]
+
+
+def test_contrast_mri_without_a_reason_for_contrast_is_offered_only_mri_without(renderer):
+    _, response = render(renderer, inputs(orders=[order(MRI, WITH)], episodes=[episode(onset_days=60)]))
+    (card,) = response["cards"]
+    (suggestion,) = card["suggestions"]
+    assert suggestion["actions"][0]["resource"]["code"]["coding"][0]["code"] == "72148"
+    assert "offered as well" not in card["detail"]
+
+
+def test_cauda_equina_with_a_routine_mri_without_contrast_asks_only_for_stat(renderer):
+    """The same study at another priority: the label and detail say so (no "instead")."""
+    fact = flag(CAUDA_EQUINA, "urinary-retention", days=1, window=None)
+    _, response = render(renderer, inputs(orders=[order(MRI, WITHOUT, priority="routine")], flags=[fact]))
+    (card,) = response["cards"]
+    assert len(card["summary"]) <= 140 and "\u2026" not in card["summary"]
+    assert card["summary"].startswith("Cauda equina signs (MRI lumbar spine without contrast ordered)")
+    (suggestion,) = card["suggestions"]
+    assert suggestion["label"] == "Make this MRI lumbar spine without contrast stat priority"
+    assert suggestion["actions"][0]["resource"]["priority"] == "stat"
+    assert "Suggested: the same study at **stat** priority" in card["detail"]
+    assert "Suggested instead" not in card["detail"]
