@@ -28,7 +28,15 @@ def test_every_error_code_is_documented():
         assert f"`{code}`" in README, code
 
 
-def test_the_readme_example_request_is_valid(client):
+def test_the_readme_example_request_gives_the_6_week_warning(client):
+    """The quick start's curl example: MRI 2 weeks into low back pain, no red flag."""
     body = json.loads((ROOT / "examples" / "order-sign-acute-lbp.json").read_text())
     response = client.post("/cds-services/lumbar-imaging-order-sign", data=json.dumps(body), content_type="application/json")
     assert response.status_code == 200
+    (card,) = response.get_json()["cards"]
+    assert card["indicator"] == "warning"
+    assert card["source"]["topic"]["code"] == "imaging-before-6-weeks"
+    assert "2026-12-18" in card["detail"]  # six weeks after the 2026-11-06 onset
+    (action,) = response.get_json()["extension"]["systemActions"]
+    rating = next(e for e in action["resource"]["extension"] if e["url"].endswith("/pama-rating"))
+    assert rating["valueCodeableConcept"]["coding"][0]["code"] == "not-appropriate"
