@@ -407,6 +407,11 @@ class _Parser:
                         + [n for n in notes if isinstance(n, str)]).lower()
         return any(p in text for p in self.vs[site_valueset].extra.get("text_patterns", []))
 
+    def _lacks_required_site(self, resource: dict, valueset) -> bool:
+        """A sign that counts only at a body site (R20.x: saddle / perineal) found elsewhere."""
+        site = valueset.extra.get("requires_site")
+        return bool(site) and not self._site_matches(resource, site["valueset"])
+
     # ---- Conditions
     def _condition(self, resource: dict, full_url: str | None) -> None:
         matches = self._lookup(_concepts(resource.get("code")))
@@ -433,17 +438,12 @@ class _Parser:
             ))
             if sides and any(e.attr("radicular") for e in episode_entries):
                 self.radicular_sides.append((sides, evidence))
-        done: set[str] = set()
-        for entry in matches:
+        for entry in _one_per_valueset(matches):
             valueset = entry.valueset
-            if valueset.id in done:
-                continue
-            done.add(valueset.id)
             if valueset.purpose == "red-flag":
                 if valueset.current_sign and not active:
                     continue
-                site = valueset.extra.get("requires_site")
-                if site and not self._site_matches(resource, site["valueset"]):
+                if self._lacks_required_site(resource, valueset):
                     continue
                 self._red_flag(entry, self._evidence(ref, resource, entry, when))
                 if valueset.kind == "long-term-steroids":
@@ -495,15 +495,10 @@ class _Parser:
             return
         when = _first_date(resource, "effectiveDateTime", "effectivePeriod.start", "effectiveInstant", "issued")
         negated = self._says_absent(resource)
-        done: set[str] = set()
-        for entry in matches:
+        for entry in _one_per_valueset(matches):
             valueset = entry.valueset
-            if valueset.id in done:
-                continue
-            done.add(valueset.id)
             if valueset.purpose == "red-flag":
-                site = valueset.extra.get("requires_site")
-                if site and not self._site_matches(resource, site["valueset"]):
+                if self._lacks_required_site(resource, valueset):
                     continue
                 self._red_flag(entry, self._evidence(ref, resource, entry, when), negated=negated)
             elif valueset.purpose == "observation" and entry.attr("measure") == "body-temperature":
@@ -795,3 +790,13 @@ def parse_inputs(request: HookRequest, gathered: GatheredData, valuesets: ValueS
 
 
 __all__ = ["iter_resources", "parse_date", "parse_inputs"]
+
+
+def _one_per_valueset(matches):
+    """The matches of a resource, one per value set (a resource with two codes of one set is
+    one fact, not two)."""
+    seen: set[str] = set()
+    for entry in matches:
+        if entry.valueset.id not in seen:
+            seen.add(entry.valueset.id)
+            yield entry
