@@ -20,17 +20,18 @@ def _ms(value: float) -> str:
 
 def inprocess_table(results: dict) -> list[str]:
     lines = [
-        "| N resources | body | service p50 | service p99 | floor p50 | floor p99 | p50 ratio | calls |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| N resources | body | service p50 | service p99 | floor p50 | floor p99 | p50 ratio | CPU p50 service / floor | calls |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results.get("inprocess", []):
         if "error" in r:
-            lines.append(f"| {r['n']} | {r['body_bytes'] / 1e6:.2f} MB | error: {r['error'][:60]} | | | | | |")
+            lines.append(f"| {r['n']} | {r['body_bytes'] / 1e6:.2f} MB | error: {r['error'][:60]} | | | | | | |")
             continue
         s, f = r["service"], r["floor"]
         lines.append(
             f"| {r['n']:,} | {r['body_bytes'] / 1e6:.2f} MB | {_ms(s['p50_ms'])} ms | {_ms(s['p99_ms'])} ms | "
-            f"{_ms(f['p50_ms'])} ms | {_ms(f['p99_ms'])} ms | {r['ratio_p50']:.2f} | {s['count']} |"
+            f"{_ms(f['p50_ms'])} ms | {_ms(f['p99_ms'])} ms | {r['ratio_p50']:.2f} | "
+            f"{_ms(r['cpu_service_p50_ms'])} / {_ms(r['cpu_floor_p50_ms'])} ms = {r['cpu_ratio_p50']:.2f} | {s['count']} |"
         )
     return lines
 

@@ -73,7 +73,8 @@ def worker_memory(workdir: Path, env: dict, n: int, requests: int, budget_s: flo
         status, _ = load.one_request(server.port, SERVICE_PATH, body)
         if status != 200:
             raise BenchError(f"service answered {status} at N={n}")
-        run = load.run_python(server.port, SERVICE_PATH, body, connections=2, duration_s=budget_s, max_requests=requests - 1)
+        # 4 connections: both workers stay busy however the connections fall between them.
+        run = load.run_python(server.port, SERVICE_PATH, body, connections=4, duration_s=budget_s, max_requests=requests - 1)
         workers = {pid: memory_kb(pid) for pid in server.worker_pids()}
     peak = max(figures["VmHWM"] for figures in workers.values())
     return {

@@ -26,8 +26,10 @@ def check_depth(value: Any, limit: int) -> None:
             stack.extend((child, depth + 1) for child in node if isinstance(child, (dict, list)))
 
 
-# Every byte except the four brackets and the double quote (deleted by bytes.translate).
+# Every byte except the four brackets and the double quote (deleted by bytes.translate); and
+# "[" "]" written as "{" "}": in valid JSON the kinds always match, so only nesting is left.
 _NOT_STRUCTURE = bytes(range(256)).translate(None, b'{}[]"')
+_ONE_BRACKET_KIND = bytes.maketrans(b"[]", b"{}")
 
 
 def check_raw_depth(raw: bytes, limit: int) -> None:
@@ -39,19 +41,21 @@ def check_raw_depth(raw: bytes, limit: int) -> None:
     """
     # 1. Escapes: drop every escaped backslash first, then every escaped quote; what is left of
     #    the quotes are exactly the string delimiters.
-    text = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    text = raw
+    if b"\\" in text:  # memchr: most bodies have no escape at all, and skip two full scans
+        text = text.replace(b"\\\\", b"").replace(b'\\"', b"")
     # 2. Keep only brackets and quotes. Removing adjacent quote pairs (an empty string, or the
     #    close of one string and the open of the next) keeps every bracket on its side of a
     #    string boundary; what quotes remain delimit strings that hold brackets: drop those.
-    text = text.translate(None, _NOT_STRUCTURE).replace(b'""', b"")
+    text = text.translate(_ONE_BRACKET_KIND, _NOT_STRUCTURE).replace(b'""', b"")
     if b'"' in text:
         text = b"".join(text.split(b'"')[0::2])
-    # 3. Each pass removes the innermost (empty) containers, exactly one level: the marker keeps
-    #    a pair freed by this pass ("[{}]" -> "[x]") from being removed in the same pass.
+    # 3. Each pass removes the innermost (empty) containers, exactly one level: bytes.replace
+    #    does not rescan what a removal brings together ("{{}}" -> "{}" in one pass).
     for _ in range(limit):
         if not text:
             return
-        text = text.replace(b"{}", b"x").replace(b"[]", b"x").replace(b"x", b"")
+        text = text.replace(b"{}", b"")
     if text:
         raise CdsError("LCDS-1007", {"limit": limit})
 
