@@ -1,7 +1,8 @@
-"""Render the README's Performance figures from a results file: `python -m bench.readme [PATH]`.
+"""Render the README's Performance figures from a results file: `python -m bench.readme [--write] [PATH]`.
 
 Role in the benchmark: the README tables are printed from bench/results/latest.json (a real
-run), never typed by hand; tests/bench checks that the README and the JSON agree.
+run), never typed by hand; `--write` puts them between the README's `bench:begin` / `bench:end`
+markers, and tests/bench checks that the README and the JSON agree.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from pathlib import Path
 import orjson
 
 from .run import RESULTS
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+BEGIN, END = "<!-- bench:begin (python -m bench.readme --write) -->", "<!-- bench:end -->"
 
 
 def _ms(value: float) -> str:
@@ -38,16 +42,16 @@ def inprocess_table(results: dict) -> list[str]:
 
 def http_table(results: dict) -> list[str]:
     lines = [
-        "| N resources | service req/s | service p50 | service p99 | floor req/s | floor p50 | floor p99 | throughput service/floor |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| N resources | threads per worker | service req/s | service p50 | service p99 | floor req/s | floor p50 | floor p99 | throughput service/floor |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results.get("http", []):
         if "error" in r:
-            lines.append(f"| {r['n']} | error: {r['error'][:60]} | | | | | | |")
+            lines.append(f"| {r['n']} | {r['threads']} | error: {r['error'][:60]} | | | | | | |")
             continue
         s, f = r["service"], r["floor"]
         lines.append(
-            f"| {r['n']:,} | {s['rps']:.1f} | {_ms(s['p50_ms'])} ms | {_ms(s['p99_ms'])} ms | {f['rps']:.1f} | "
+            f"| {r['n']:,} | {r['threads']} | {s['rps']:.1f} | {_ms(s['p50_ms'])} ms | {_ms(s['p99_ms'])} ms | {f['rps']:.1f} | "
             f"{_ms(f['p50_ms'])} ms | {_ms(f['p99_ms'])} ms | {r['throughput_ratio']:.2f} |"
         )
     return lines
@@ -70,8 +74,11 @@ def render(results: dict) -> str:
     ]
     if http:
         out += [
-            f"Over HTTP: gunicorn, {http['workers']} workers x {http['threads']} threads, load from `{http['generator']}` "
-            f"on loopback, {http['connections']} connections, {http['seconds_each']} s per row and endpoint:",
+            f"Over HTTP: gunicorn, {http['workers']} workers with {http['threads']} threads each as `lumbar-cds serve` "
+            f"runs them (and, for comparison, 1 thread), load from `{http['generator']}` on loopback, "
+            f"{http['connections']} connections, "
+            + ", ".join(f"{seconds} s at N = {n:,}" for n, seconds in sorted({(r["n"], r["seconds_each"]) for r in results["http"]}))
+            + " per endpoint:",
             "",
             *http_table(results),
             "",
@@ -101,9 +108,31 @@ def render(results: dict) -> str:
     return "\n".join(out)
 
 
+def generated_part(readme_text: str) -> str | None:
+    """The text between the markers, or None when the README has none."""
+    if BEGIN not in readme_text or END not in readme_text:
+        return None
+    return readme_text.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n")
+
+
+def write(readme: Path, figures: str) -> None:
+    text = readme.read_text()
+    if generated_part(text) is None:
+        raise SystemExit(f"{readme}: no {BEGIN} ... {END} markers")
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    readme.write_text(f"{head}{BEGIN}\n{figures}\n{END}{tail}")
+
+
 def main(argv: list[str]) -> int:
-    path = Path(argv[0]) if argv else RESULTS
-    print(render(orjson.loads(path.read_bytes())))
+    args = [a for a in argv if a != "--write"]
+    path = Path(args[0]) if args else RESULTS
+    figures = render(orjson.loads(path.read_bytes()))
+    if "--write" in argv:
+        write(README, figures)
+        print(f"written into {README}")
+    else:
+        print(figures)
     return 0
 
 

@@ -71,32 +71,40 @@ def _http(results: dict, workdir: Path, env: dict, quick: bool) -> None:
     wrk = load.ensure_wrk()
     generator = "wrk" if wrk else "python"
     rows = results.setdefault("http", [])
-    with Gunicorn(workdir, env) as server:
-        for n in HTTP_SIZES:
-            body = payloads.hook_body(n)
-            body_file = workdir / f"body-{n}.json"
-            body_file.write_bytes(body)
-            seconds = 2 if quick else HTTP_SECONDS[n]
-            row: dict = {
-                "n": n, "body_bytes": len(body), "generator": generator, "connections": HTTP_CONNECTIONS,
-                "seconds_each": seconds, "workers": WORKERS, "threads": THREADS,
-            }
-            status, answer = load.one_request(server.port, SERVICE_PATH, body)
-            if status != 200:
-                row["error"] = f"service answered {status}: {str(answer)[:200]}"
+    # The product's settings first (`lumbar-cds serve`: 4 threads per worker), then one thread
+    # per worker (gunicorn's sync worker) for comparison at N = 300.
+    for threads, sizes in ((THREADS, HTTP_SIZES), (1, HTTP_SIZES[:1])):
+        with Gunicorn(workdir, env, threads=threads) as server:
+            for n in sizes:
+                row = _http_row(server, workdir, n, threads, wrk, quick)
+                row["generator"] = generator
                 rows.append(row)
-                continue
-            for name, path in (("service", SERVICE_PATH), ("floor", FLOOR_PATH)):
-                if wrk:
-                    load.run_wrk(wrk, server.url + path, body_file, HTTP_CONNECTIONS, 1)  # warm-up
-                    row[name] = load.run_wrk(wrk, server.url + path, body_file, HTTP_CONNECTIONS, seconds)
-                else:
-                    load.run_python(server.port, path, body, HTTP_CONNECTIONS, 1.0)
-                    row[name] = load.run_python(server.port, path, body, HTTP_CONNECTIONS, seconds)
-            row["throughput_ratio"] = round(row["service"]["rps"] / row["floor"]["rps"], 2)
-            row["p50_ratio"] = round(row["service"]["p50_ms"] / row["floor"]["p50_ms"], 2)
-            rows.append(row)
-            _progress(f"HTTP N={n} ({generator})", row)
+                _progress(f"HTTP N={n} threads={threads} ({generator})", row)
+
+
+def _http_row(server: Gunicorn, workdir: Path, n: int, threads: int, wrk: str | None, quick: bool) -> dict:
+    body = payloads.hook_body(n)
+    body_file = workdir / f"body-{n}.json"
+    body_file.write_bytes(body)
+    seconds = 2 if quick else HTTP_SECONDS[n]
+    row: dict = {
+        "n": n, "body_bytes": len(body), "connections": HTTP_CONNECTIONS,
+        "seconds_each": seconds, "workers": WORKERS, "threads": threads,
+    }
+    status, answer = load.one_request(server.port, SERVICE_PATH, body)
+    if status != 200:
+        row["error"] = f"service answered {status}: {str(answer)[:200]}"
+        return row
+    for name, path in (("service", SERVICE_PATH), ("floor", FLOOR_PATH)):
+        if wrk:
+            load.run_wrk(wrk, server.url + path, body_file, HTTP_CONNECTIONS, 1)  # warm-up
+            row[name] = load.run_wrk(wrk, server.url + path, body_file, HTTP_CONNECTIONS, seconds)
+        else:
+            load.run_python(server.port, path, body, HTTP_CONNECTIONS, 1.0)
+            row[name] = load.run_python(server.port, path, body, HTTP_CONNECTIONS, seconds)
+    row["throughput_ratio"] = round(row["service"]["rps"] / row["floor"]["rps"], 2)
+    row["p50_ratio"] = round(row["service"]["p50_ms"] / row["floor"]["p50_ms"], 2)
+    return row
 
 
 def _progress(label: str, row: dict) -> None:
@@ -105,7 +113,10 @@ def _progress(label: str, row: dict) -> None:
 
 def _value(results: dict, target: str) -> float | None:
     def row(part: str, n: int) -> dict:
-        return next((r for r in results.get(part, []) if r.get("n") == n and "error" not in r), {})
+        return next(
+            (r for r in results.get(part, []) if r.get("n") == n and "error" not in r and r.get("threads", THREADS) == THREADS),
+            {},
+        )
 
     try:
         if target == "inprocess_ratio_300":
@@ -162,15 +173,16 @@ def table(results: dict) -> str:
     if results.get("http"):
         add("")
         first = results["http"][0]
-        add(f"HTTP (gunicorn {first['workers']} workers x {first['threads']} threads, {first['generator']}, "
+        add(f"HTTP (gunicorn {first['workers']} workers, {first['generator']}, "
             f"{first['connections']} connections, {first['seconds_each']} s each; ms)")
-        add(f"{'N':>6} {'svc req/s':>9} {'svc p50':>8} {'svc p99':>8} {'floor req/s':>11} {'floor p50':>9} {'floor p99':>9} {'thru ratio':>10}")
+        add(f"{'N':>6} {'threads':>7} {'svc req/s':>9} {'svc p50':>8} {'svc p99':>8} {'floor req/s':>11} {'floor p50':>9} "
+            f"{'floor p99':>9} {'thru ratio':>10}")
         for r in results["http"]:
             if "error" in r:
-                add(f"{r['n']:>6}  ERROR {r['error'][:90]}")
+                add(f"{r['n']:>6} {r['threads']:>7}  ERROR {r['error'][:90]}")
                 continue
             s, f = r["service"], r["floor"]
-            add(f"{r['n']:>6} {s['rps']:>9.1f} {s['p50_ms']:>8.2f} {s['p99_ms']:>8.2f} {f['rps']:>11.1f} {f['p50_ms']:>9.2f} "
+            add(f"{r['n']:>6} {r['threads']:>7} {s['rps']:>9.1f} {s['p50_ms']:>8.2f} {s['p99_ms']:>8.2f} {f['rps']:>11.1f} {f['p50_ms']:>9.2f} "
                 f"{f['p99_ms']:>9.2f} {r['throughput_ratio']:>10.2f}")
     np = results.get("no_prefetch")
     if np and "error" not in np:

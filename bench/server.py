@@ -29,8 +29,9 @@ def free_port() -> int:
 
 
 class Gunicorn:
-    def __init__(self, workdir: Path, env: dict[str, str]):
+    def __init__(self, workdir: Path, env: dict[str, str], threads: int = THREADS):
         self.workdir = workdir
+        self.threads = threads
         self.port = free_port()
         self.env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
         self.process: subprocess.Popen | None = None
@@ -47,7 +48,7 @@ class Gunicorn:
         command = [
             sys.executable, "-m", "gunicorn",
             "--bind", f"127.0.0.1:{self.port}",
-            "--workers", str(WORKERS), "--threads", str(THREADS),
+            "--workers", str(WORKERS), "--threads", str(self.threads),
             "--timeout", "60", "--graceful-timeout", "5",
             "bench.wsgi:app",
         ]
