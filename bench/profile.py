@@ -1,7 +1,8 @@
 """Profile the order-select service with pyinstrument: `python -m bench.profile [N ...]`.
 
 Role in the benchmark: finds where the time goes at large N. Warm app, in process, a few calls
-per size; writes the call tree to bench/results/profile-<N>.txt (and .html) and prints it.
+per size; writes the call tree to <tmp>/lumbar-cds-profile/profile-<N>.txt (and .html, for a
+browser) and prints it. Profiles are not committed: they are for the one who reads them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from . import payloads
 from .app import SERVICE_PATH, bench_settings, create_bench_app
 from .inprocess import check_answer, post
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(tempfile.gettempdir()) / "lumbar-cds-profile"
 
 
 def profile(n: int, calls: int, out: Path) -> str:
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in args.sizes:
         print(f"=== N={n}, {args.calls} calls ===")
         print(profile(n, args.calls, args.out))
+    print(f"profiles written to {args.out}")
     return 0
 
 
