@@ -292,24 +292,18 @@ def trend_red_flags(inputs: PathwayInputs) -> list[RedFlagFact]:
             loss = (heaviest.value - latest.value) / heaviest.value
             age = inputs.patient.age_on(ref)
             older = age is not None and age > OLDER_AGE
-            if OLDER_AGE_WEIGHT_LOSS_FRACTION <= loss < WEIGHT_LOSS_FRACTION and older:
+            change = (f"body weight loss of {loss * 100:.1f} % ({heaviest.value:g} kg on "
+                      f"{heaviest.evidence.date.isoformat()} to {latest.value:g} kg)")
+            kind = label = None
+            if loss >= WEIGHT_LOSS_FRACTION:
+                kind, label = "weight-loss-measured", change[0].upper() + change[1:]
+            elif loss >= OLDER_AGE_WEIGHT_LOSS_FRACTION and older:
                 # "age > 50 with weight loss" is listed beside the 5 % rule: over 50, a measured
                 # loss of 2 % or more in 180 days counts (the combination raises suspicion).
+                kind, label = "weight-loss-over-50", f"Age {age} with {change}"
+            if kind:
                 flags.append(RedFlagFact(
-                    group=MALIGNANCY, kind="weight-loss-over-50",
-                    label=(
-                        f"Age {age} with body weight loss of {loss * 100:.1f} % ({heaviest.value:g} kg on "
-                        f"{heaviest.evidence.date.isoformat()} to {latest.value:g} kg)"
-                    ),
-                    evidence=latest.evidence, window_days=WEIGHT_LOSS_WINDOW_DAYS,
-                ))
-            if loss >= WEIGHT_LOSS_FRACTION:
-                flags.append(RedFlagFact(
-                    group=MALIGNANCY, kind="weight-loss-measured",
-                    label=(
-                        f"Body weight loss of {loss * 100:.1f} % ({heaviest.value:g} kg on "
-                        f"{heaviest.evidence.date.isoformat()} to {latest.value:g} kg)"
-                    ),
+                    group=MALIGNANCY, kind=kind, label=label,
                     evidence=latest.evidence, window_days=WEIGHT_LOSS_WINDOW_DAYS,
                 ))
 
