@@ -4,7 +4,7 @@ Role in the benchmark: the one command. Each part is bounded by a request count 
 budget (the whole run stays well under 5 minutes on 2 cores); all traffic stays on 127.0.0.1. A
 part that fails is recorded with its error and the run goes on; the exit status is 1 then.
 
-    python -m bench.run [--quick] [--out PATH] [--skip http,memory,...]
+    python -m bench.run [--quick] [--out PATH] [--skip http,memory,...] [--load auto|python]
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ def _inprocess(results: dict, workdir: Path, quick: bool) -> None:
         app.extensions["lumbar_cds_shutdown"]()
 
 
-def _http(results: dict, workdir: Path, env: dict, quick: bool) -> None:
-    wrk = load.ensure_wrk()
+def _http(results: dict, workdir: Path, env: dict, quick: bool, generator_choice: str = "auto") -> None:
+    wrk = load.ensure_wrk() if generator_choice == "auto" else None
     generator = "wrk" if wrk else "python"
     rows = results.setdefault("http", [])
     # The product's settings first (`lumbar-cds serve`: 4 threads per worker), then one thread
@@ -215,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the harness, not the service")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON output (default {RESULTS})")
     parser.add_argument("--skip", default="", help=f"comma-separated parts to skip: {','.join(PARTS)}")
+    parser.add_argument("--load", choices=("auto", "python"), default="auto",
+                        help="HTTP load generator: wrk (installed with apt when missing and root) or the Python one")
     args = parser.parse_args(argv)
     skip = {p.strip() for p in args.skip.split(",") if p.strip()}
 
@@ -231,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {"CDS_DATABASE_PATH": str(workdir / "gunicorn.sqlite3"), "CDS_MAX_BODY_BYTES": str(MAX_BODY_BYTES)}
         steps = (
             ("inprocess", lambda: _inprocess(results, workdir, args.quick)),
-            ("http", lambda: _http(results, workdir, env, args.quick)),
+            ("http", lambda: _http(results, workdir, env, args.quick, args.load)),
             ("no_prefetch", lambda: results.__setitem__("no_prefetch", system.no_prefetch(
                 bench_settings(str(workdir / "no-prefetch.sqlite3")), 30, 8 if args.quick else 30, 15.0))),
             ("memory", lambda: results.__setitem__("memory", system.worker_memory(
