@@ -490,10 +490,12 @@ class _Parser:
             return
         if resource.get("status") in IGNORED_OBSERVATION_STATUS:
             return
+        when = _first_date(resource, "effectiveDateTime", "effectivePeriod.start", "effectiveInstant", "issued")
+        if not pvr and when is not None and self._vital_sign_out_of_window(matches, when):
+            return
         ref = self._accept(resource, full_url)
         if ref is None:
             return
-        when = _first_date(resource, "effectiveDateTime", "effectivePeriod.start", "effectiveInstant", "issued")
         negated = self._says_absent(resource)
         for entry in _one_per_valueset(matches):
             valueset = entry.valueset
@@ -507,6 +509,22 @@ class _Parser:
                 self._weight(resource, ref, entry, when)
         if pvr:
             self._post_void_residual(resource, ref, when)
+
+    def _vital_sign_out_of_window(self, matches: tuple[_Hit, ...], when: date) -> bool:
+        """A temperature older than the fever window, or a weight older than the weight-loss
+        window, can count for nothing: skip it before paying for its validation (years of
+        vital signs are most of a real record's Observations)."""
+        if any(hit.valueset.purpose != "observation" for hit in matches):
+            return False  # a coded sign (e.g. urinary retention) has windows of its own
+        windows = {
+            "body-temperature": self.vs["infection-fever"].window_days,
+            "body-weight": self.vs["observation-codes"].extra.get("weight_loss_window_days", 180),
+        }
+        days_before = (self.inputs.reference_date - when).days
+        return all(
+            windows.get(hit.attr("measure")) is not None and days_before > windows[hit.attr("measure")]
+            for hit in matches
+        )
 
     def _says_absent(self, resource: dict) -> bool:
         if resource.get("valueBoolean") is False:

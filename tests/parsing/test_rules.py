@@ -318,6 +318,22 @@ def test_fever_threshold_in_celsius_and_fahrenheit(value, unit, fever):
         assert unit.strip("[]") in got[0].evidence.text
 
 
+def test_vital_signs_outside_every_window_are_not_examined():
+    """Years of vital signs are most of a real record: an old temperature (past the 14-day fever
+    window) or weight (past the 180-day weight-loss window) is skipped before validation, so
+    even a malformed one is neither a fact nor reported; a recent malformed one is reported."""
+    broken = {"valueQuantity": {"value": 39.0, "unit": "Cel", "code": "Cel"}, "status": 7}
+    old_fever = observation("t-old", LOINC, "8310-5", when="2025-06-01", **broken)
+    old_weight = observation("w-old", LOINC, "29463-7", when="2025-01-01", status=7, **quantity(80, "kg"))
+    recent = observation("t-new", LOINC, "8310-5", when="2026-02-18", **broken)
+    inputs = run(observations=[old_fever, old_weight, recent])
+    assert inputs.skipped_resources == ["Observation/t-new"]
+    assert inputs.red_flags == [] and inputs.measurements == []
+    # Well-formed, the old temperature of 39 C is no fever either: it is out of its window.
+    fine_old = observation("t-old2", LOINC, "8310-5", when="2025-06-01", **quantity(39.0, "Cel"))
+    assert flags(run(observations=[fine_old]), "fever") == []
+
+
 @pytest.mark.parametrize("status", ["entered-in-error", "cancelled"])
 def test_entered_in_error_and_cancelled_observations_are_ignored(status):
     obs = observation("t1", LOINC, "8310-5", status=status, **quantity(39.5, "Cel"))
