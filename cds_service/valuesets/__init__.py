@@ -108,6 +108,7 @@ class ValueSets:
         self._exact: dict[tuple[str, str], tuple[Entry, ...]] = {}
         self._prefix: dict[tuple[str, str], tuple[Entry, ...]] = {}
         self._max_prefix: dict[str, int] = {}
+        self._cache: dict[tuple[str, str], tuple[Entry, ...]] = {}
         for entry in entries:
             self.entries_by_id[entry.valueset.id].append(entry)
             key = (entry.system, normalise_code(entry.system, entry.code))
@@ -122,8 +123,23 @@ class ValueSets:
     def of_purpose(self, purpose: str) -> list[ValueSet]:
         return [vs for vs in self.by_id.values() if vs.purpose == purpose]
 
+    # Records repeat the same few codes thousands of times (vital signs, labs): the answer for a
+    # raw (system, code) pair is memoised. Bounded, so hostile input cannot grow it without end.
+    _CACHE_MAX = 50_000
+
     def lookup(self, system: Any, code: Any) -> tuple[Entry, ...]:
         """Entries matching one coding (several value sets may hold it); () when none."""
+        if not (isinstance(system, str) and isinstance(code, str)):
+            return self._lookup(system, code)
+        key = (system, code)
+        found = self._cache.get(key)
+        if found is None:
+            if len(self._cache) >= self._CACHE_MAX:
+                self._cache.clear()
+            found = self._cache[key] = self._lookup(system, code)
+        return found
+
+    def _lookup(self, system: Any, code: Any) -> tuple[Entry, ...]:
         system = normalise_system(system)
         code = normalise_code(system, code)
         if system is None or code is None:

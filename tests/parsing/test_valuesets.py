@@ -159,3 +159,18 @@ def test_a_broken_file_stops_start_up_with_its_name(tmp_path):
 
 def test_loading_is_cached():
     assert load_valuesets() is load_valuesets()
+
+
+def test_repeated_lookups_give_the_same_answer_within_the_memo_bound(monkeypatch):
+    """The memo of raw (system, code) answers: a cached answer equals a fresh one, and the
+    memo starts again rather than grow past its bound."""
+    valuesets = load_valuesets()
+    monkeypatch.setattr(type(valuesets), "_CACHE_MAX", 3)
+    codes = ["C50.9", "C44.9", "M54.16", "8310-5", "C50.9", "c509", "C44.9"]
+    first = [valuesets.lookup(ICD, c) for c in codes]
+    again = [valuesets.lookup(ICD, c) for c in codes]
+    fresh = [valuesets._lookup(ICD, c) for c in codes]
+    assert first == again == fresh
+    assert {h.valueset.id for h in first[0]} == {"malignancy-history"}
+    assert first[1] == ()  # C44 (skin, not melanoma) is excluded from the cancer history set
+    assert len(valuesets._cache) <= 3
