@@ -218,7 +218,8 @@ class CardRenderer:
         if actions:
             body["systemActions"] = actions
             # The CDS Hooks sandbox and the Argonaut PAMA guidance read them here (pathway.md 3a).
-            body["extension"] = {"systemActions": copy.deepcopy(actions)}
+            # The same list object twice: serialised twice, never mutated after this point.
+            body["extension"] = {"systemActions": actions}
         return body
 
     # --- Names -------------------------------------------------------------------------------
