@@ -518,3 +518,13 @@ def test_parse_does_not_read_the_clock():
     request = hook_request([order(authored=None)])
     assert run(request=request, today=date(2020, 1, 1)).reference_date == date(2020, 1, 1)
     assert run(request=request, today=date(2030, 1, 1)).reference_date == date(2030, 1, 1)
+
+
+def test_a_malformed_element_the_pathway_never_reads_does_not_discard_the_resource():
+    """Only what the pathway reads is validated: a broken name or narrative does not hide the
+    patient's age, while a broken birth date still does (test above)."""
+    broken_name = {"resourceType": "Patient", "id": PID, "birthDate": "1970-06-15",
+                   "name": "not a list of HumanName", "text": {"status": 42}}
+    inputs = run(patient_resource=broken_name)
+    assert inputs.patient.birth_date == date(1970, 6, 15)
+    assert inputs.skipped_resources == []
