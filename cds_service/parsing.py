@@ -647,12 +647,8 @@ class _Parser:
             return
         when = _first_date(resource, "performedDateTime", "performedPeriod.start", "performedPeriod.end")
         self._prior_imaging(ref, resource, matches, when)
-        done: set[str] = set()
-        for entry in matches:
+        for entry in _one_per_valueset(matches):
             valueset = entry.valueset
-            if valueset.id in done:
-                continue
-            done.add(valueset.id)
             if valueset.purpose == "spinal-surgery":
                 self.inputs.spinal_surgery.append(self._evidence(ref, resource, entry, when))
                 # A lumbar operation is also a spinal procedure (infection risk, 90 days).
