@@ -13,6 +13,7 @@ from cds_service.envelope import parse_hook_request
 from cds_service.evaluation import EvaluationResult, Judgement
 from cds_service.registry import ServiceRegistry
 from cds_service.report import FeedbackRow, JudgementRow
+from tests.support.hook_requests import prefetch_of
 
 SIGN = "lumbar-imaging-order-sign"
 SELECT = "lumbar-imaging-order-select"
@@ -43,10 +44,6 @@ MRI_ORDER = {
 PATIENT = {"resourceType": "Patient", "id": PATIENT_ID, "gender": "male", "birthDate": "1980-06-01"}
 
 
-def searchset(*resources: dict) -> dict:
-    return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in resources]}
-
-
 def early_mri_request(hook_instance: str = "5b0b8c4e-0000-4000-8000-000000000001") -> dict:
     """order-sign of a lumbar MRI two weeks into uncomplicated low back pain (pathway step 3)."""
     return {
@@ -57,15 +54,7 @@ def early_mri_request(hook_instance: str = "5b0b8c4e-0000-4000-8000-000000000001
             "patientId": PATIENT_ID,
             "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": copy.deepcopy(MRI_ORDER)}]},
         },
-        "prefetch": {
-            "patient": copy.deepcopy(PATIENT),
-            "conditions": searchset(copy.deepcopy(LBP_CONDITION)),
-            "observations": searchset(),
-            "procedures": searchset(),
-            "medications": searchset(),
-            "imagingStudies": searchset(),
-            "diagnosticReports": searchset(),
-        },
+        "prefetch": prefetch_of(PATIENT, LBP_CONDITION),
     }
 
 

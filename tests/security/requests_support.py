@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 
+from tests.support.hook_requests import prefetch_of, searchset  # noqa: F401 - searchset re-exported
+
 SERVICE = "lumbar-imaging-order-select"
 PATIENT_ID = "pat-sec-7Q4ZK9"
 
@@ -34,20 +36,8 @@ ORDER = {
 }
 
 
-def searchset(*resources: dict) -> dict:
-    return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": copy.deepcopy(r)} for r in resources]}
-
-
 def full_prefetch() -> dict:
-    return {
-        "patient": copy.deepcopy(PATIENT),
-        "conditions": searchset(CONDITION),
-        "observations": searchset(),
-        "procedures": searchset(),
-        "medications": searchset(),
-        "imagingStudies": searchset(),
-        "diagnosticReports": searchset(),
-    }
+    return prefetch_of(PATIENT, CONDITION)
 
 
 def order_select(prefetch: dict | None = None, **top) -> dict:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 
+from cds_service.registry import PREFETCH_TEMPLATES
+
 PATIENT_ID = "pat-foundation-1"
 
 PATIENT = {"resourceType": "Patient", "id": PATIENT_ID, "gender": "female", "birthDate": "1970-05-01"}
@@ -30,11 +32,21 @@ MRI_ORDER = {
 
 
 def searchset(*resources: dict) -> dict:
+    """A searchset Bundle of copies of `resources`."""
     return {
         "resourceType": "Bundle",
         "type": "searchset",
-        "entry": [{"resource": r} for r in resources],
+        "entry": [{"resource": copy.deepcopy(r)} for r in resources],
     }
+
+
+def prefetch_of(patient: dict, *conditions: dict) -> dict:
+    """Every prefetch key of the services (registry.PREFETCH_TEMPLATES): the patient, these
+    conditions, and empty searchsets for the rest."""
+    prefetch = {key: searchset() for key in PREFETCH_TEMPLATES}
+    prefetch["patient"] = copy.deepcopy(patient)
+    prefetch["conditions"] = searchset(*conditions)
+    return prefetch
 
 
 def hook_request(hook: str = "order-select", *, prefetch: dict | None = None, **overrides) -> dict:
@@ -57,15 +69,7 @@ def hook_request(hook: str = "order-select", *, prefetch: dict | None = None, **
 
 
 def full_prefetch() -> dict:
-    return {
-        "patient": copy.deepcopy(PATIENT),
-        "conditions": searchset(copy.deepcopy(LBP_CONDITION)),
-        "observations": searchset(),
-        "procedures": searchset(),
-        "medications": searchset(),
-        "imagingStudies": searchset(),
-        "diagnosticReports": searchset(),
-    }
+    return prefetch_of(PATIENT, LBP_CONDITION)
 
 
 def service_for(hook: str) -> str:
