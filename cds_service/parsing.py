@@ -219,12 +219,17 @@ class _Parser:
     steroid_courses: list[tuple[date, date, Evidence]] = field(default_factory=list)
     radicular_sides: list[tuple[frozenset[str], Evidence]] = field(default_factory=list)
     patient_suffix: str = ""
+    vital_sign_windows: dict[str, int | None] = field(default_factory=dict)  # measure -> days
 
     # ---- entry point
     def run(self) -> PathwayInputs:
         pid = self.request.patient_id
         self.patient_refs = {f"Patient/{pid}", f"urn:uuid:{pid}"}
         self.patient_suffix = f"/Patient/{pid}"  # absolute references: <base>/Patient/<id>
+        self.vital_sign_windows = {
+            "body-temperature": self.vs["infection-fever"].window_days,
+            "body-weight": self.vs["observation-codes"].extra.get("weight_loss_window_days", 180),
+        }
         orders, order_resources, skipped = self._orders()
         dates = [o.authored_on for o in orders if o.authored_on]
         self.inputs = PathwayInputs(
@@ -525,10 +530,7 @@ class _Parser:
         vital signs are most of a real record's Observations)."""
         if any(hit.valueset.purpose != "observation" for hit in matches):
             return False  # a coded sign (e.g. urinary retention) has windows of its own
-        windows = {
-            "body-temperature": self.vs["infection-fever"].window_days,
-            "body-weight": self.vs["observation-codes"].extra.get("weight_loss_window_days", 180),
-        }
+        windows = self.vital_sign_windows
         days_before = (self.inputs.reference_date - when).days
         return all(
             windows.get(hit.attr("measure")) is not None and days_before > windows[hit.attr("measure")]
