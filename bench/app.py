@@ -1,7 +1,7 @@
 """The benchmark's app: the real service plus a floor endpoint (never shipped in the product).
 
 Role in the benchmark: the floor answers `{"cards": []}` after doing only what every hook call
-must do at the least: read the body and parse it with orjson, as `cds_service.api` does. It sits
+must do at the least: read the body and parse it with orjson, as `cds_service.web.api` does. It sits
 in the same app behind the same before/after-request hooks (timer, request log, CORS), so the
 ratio service / floor is the cost of our own work: limits, envelope, gathering, the pathway,
 cards and the governance record.
@@ -12,8 +12,8 @@ from __future__ import annotations
 import orjson
 from flask import Flask, request
 
-from cds_service.api import json_response
 from cds_service.app import create_app
+from cds_service.web.api import json_response
 
 FLOOR_PATH = "/bench/floor"
 SERVICE_PATH = "/cds-services/lumbar-imaging-order-select"

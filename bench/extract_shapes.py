@@ -36,7 +36,7 @@ NDJSON = (
 TYPES = ("Condition", "Observation", "Procedure", "MedicationRequest", "DiagnosticReport")
 MAX_PER_TYPE = {"Condition": 45, "Observation": 60, "Procedure": 45, "MedicationRequest": 30, "DiagnosticReport": 12}
 
-# Anything the pathway might count as evidence (pathway.md section 4) stays out of the filler.
+# Anything the pathway might count as evidence (clinical-specification.md §10) stays out of the filler.
 RELEVANT = re.compile(
     r"pain|back|spin|lumb|sciatica|fever|chill|sepsis|infect|osteomyel|fractur|osteopor|cancer|"
     r"carcinom|neoplasm|malignan|tumou?r|metasta|chemo|radiation|transplant|tacrolimus|paclitaxel|"

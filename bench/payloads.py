@@ -5,7 +5,7 @@ request whose prefetch holds `n` FHIR resources (the Patient included): Conditio
 (vitals with body temperature, weight, blood pressure and heart rate, labs, surveys),
 Procedures, MedicationRequests and DiagnosticReports copied from real Synthea shapes
 (bench/data/synthea_shapes.json), re-identified to one test patient and spread over ten years.
-Among them, the few resources the pathway must find (pathway.md section 4):
+Among them, the few resources the pathway must find (clinical-specification.md §10):
 
 - a low back pain Condition, SNOMED 279039007 and ICD-10-CM M54.50, onset 17 days before the
   order (so the service has a real decision to make: the "imaging before 6 weeks" warning);

@@ -19,14 +19,14 @@ from flask import Flask, g, request
 from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
-from . import auth
-from .api import api, json_response, log_request
-from .config import load_settings
-from .errors import CdsError
-from .evaluation import Evaluator
-from .logs import configure_logging, log_event
-from .registry import ServiceRegistry
-from .store import create_recorder
+from cds_service.config import load_settings
+from cds_service.governance.store import create_recorder
+from cds_service.hooks.errors import CdsError
+from cds_service.hooks.registry import ServiceRegistry
+from cds_service.logs import configure_logging, log_event
+from cds_service.pipeline import Evaluator
+from cds_service.security import auth
+from cds_service.web.api import api, json_response, log_request
 
 # Werkzeug's HTTP errors mapped onto our numbered messages.
 _HTTP_TO_CODE = {404: "LCDS-1404P", 405: "LCDS-1405", 413: "LCDS-1413", 415: "LCDS-1415", 429: "LCDS-1429"}
@@ -65,7 +65,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["lumbar_cds_shutdown"] = shutdown
     atexit.register(shutdown)
 
-    # CORS for browser clients such as the CDS Hooks sandbox (pathway.md section 3a).
+    # CORS for browser clients such as the CDS Hooks sandbox (clinical-specification.md §7.6).
     CORS(
         app,
         resources={r"/cds-services*": {"origins": list(settings["CORS_ORIGINS"])}},
@@ -75,9 +75,9 @@ def create_app(config: dict | None = None) -> Flask:
     )
 
     app.register_blueprint(api)
-    from .dashboard import dashboard_bp
-    from .feedback import feedback_bp
-    from .openapi import openapi_bp
+    from cds_service.governance.dashboard import dashboard_bp
+    from cds_service.governance.feedback import feedback_bp
+    from cds_service.web.openapi import openapi_bp
 
     app.register_blueprint(feedback_bp)
     app.register_blueprint(dashboard_bp)

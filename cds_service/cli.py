@@ -16,7 +16,7 @@ import orjson
 def _serve(args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
 
-    from .app import create_app
+    from cds_service.app import create_app
 
     class Server(BaseApplication):
         def load_config(self):
@@ -36,7 +36,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .app import create_app
+    from cds_service.app import create_app
 
     raw = sys.stdin.buffer.read() if args.file == "-" else open(args.file, "rb").read()
     try:
@@ -57,7 +57,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _service_for(body) -> str | None:
-    from .registry import SERVICES
+    from cds_service.hooks.registry import SERVICES
 
     hook = body.get("hook") if isinstance(body, dict) else None
     for service in SERVICES:
@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=_evaluate)
 
     try:
-        from .store.cli import register as register_store_commands
+        from cds_service.governance.store.cli import register as register_store_commands
     except ImportError:
         pass
     else:

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 from cds_service.config import SETTINGS
-from cds_service.errors import MESSAGES
+from cds_service.hooks.errors import MESSAGES
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

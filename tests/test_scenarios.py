@@ -1,4 +1,4 @@
-"""Named clinical scenarios, run end to end through the HTTP endpoint (pathway.md sections 1-3).
+"""Named clinical scenarios, run end to end through the HTTP endpoint (clinical-specification.md §5-3).
 
 Each `tests/scenarios/<name>.json` is a vignette a clinician can read: a real CDS Hooks request
 (draft orders dated by `authoredOn`, so the result never depends on today's date) and the cards

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from cds_service.app import create_app
-from cds_service.store import patient_hash
+from cds_service.governance.store import patient_hash
 
 from .browser import browser_page, chromium_missing, served
 from .support import CPT, OVERRIDE_SYSTEM, SIGN

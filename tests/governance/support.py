@@ -9,10 +9,10 @@ from __future__ import annotations
 import copy
 from datetime import UTC, datetime
 
-from cds_service.envelope import parse_hook_request
-from cds_service.evaluation import EvaluationResult, Judgement
-from cds_service.registry import ServiceRegistry
-from cds_service.report import FeedbackRow, JudgementRow
+from cds_service.governance.report import FeedbackRow, JudgementRow
+from cds_service.hooks.envelope import parse_hook_request
+from cds_service.hooks.registry import ServiceRegistry
+from cds_service.render.result import EvaluationResult, Judgement
 from tests.support.hook_requests import prefetch_of
 
 SIGN = "lumbar-imaging-order-sign"
@@ -160,7 +160,7 @@ def seed_judgement_rows() -> list[dict]:
 
 def seed_pure_rows() -> tuple[list[JudgementRow], list[FeedbackRow]]:
     """The same data set as the pure report's input rows."""
-    from cds_service.feedback import parse_item
+    from cds_service.governance.feedback import parse_item
 
     judgements = [
         JudgementRow(recorded_at=r["recorded_at"], service_id=r["service_id"], topic=r["topic"],
@@ -184,7 +184,7 @@ def seed_pure_rows() -> tuple[list[JudgementRow], list[FeedbackRow]]:
 def seed_store(store, client=None) -> None:
     """Write the data set into a store: judgements directly, feedback through the endpoint if a
     test client is given (the real path), else through the store."""
-    from cds_service.feedback import parse_feedback
+    from cds_service.governance.feedback import parse_feedback
 
     store.insert_judgements(seed_judgement_rows())
     if client is not None:

@@ -17,9 +17,9 @@ import requests
 from sqlalchemy import select
 
 from cds_service.app import create_app
-from cds_service.report import build_report
-from cds_service.store.database import create_store_engine
-from cds_service.store.schema import judgement as judgement_table
+from cds_service.governance.report import build_report
+from cds_service.governance.store.database import create_store_engine
+from cds_service.governance.store.schema import judgement as judgement_table
 
 from .support import SIGN, early_mri_request
 

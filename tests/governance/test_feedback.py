@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from cds_service.app import create_app
-from cds_service.store.schema import feedback as feedback_table
-from cds_service.store.schema import judgement as judgement_table
+from cds_service.governance.store.schema import feedback as feedback_table
+from cds_service.governance.store.schema import judgement as judgement_table
 
 from .support import (
     OVERRIDE_SYSTEM,

@@ -8,8 +8,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from cds_service.cli import main as cli_main
-from cds_service.store.database import create_store_engine
-from cds_service.store.schema import VERSION_TABLE, metadata
+from cds_service.governance.store.database import create_store_engine
+from cds_service.governance.store.schema import VERSION_TABLE, metadata
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

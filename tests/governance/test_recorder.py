@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 
 from cds_service.app import create_app
-from cds_service.store import NullRecorder, QueueRecorder, Store, create_recorder
-from cds_service.store.database import create_store_engine, upgrade
-from cds_service.store.schema import judgement as judgement_table
+from cds_service.governance.store import NullRecorder, QueueRecorder, Store, create_recorder
+from cds_service.governance.store.database import create_store_engine, upgrade
+from cds_service.governance.store.schema import judgement as judgement_table
 
 from .support import PATIENT_ID, SIGN, hook_request, judgement, result
 

@@ -16,8 +16,8 @@ import orjson
 import pytest
 
 from cds_service.cli import main as cli_main
-from cds_service.report import build_report, chart_data, render_csv, render_table
-from cds_service.store.labels import load_reason_labels
+from cds_service.governance.report import build_report, chart_data, render_csv, render_table
+from cds_service.governance.store.labels import load_reason_labels
 
 from .support import OVERRIDE_SYSTEM, seed_pure_rows, seed_store
 
@@ -132,7 +132,7 @@ def test_chart_series_follow_the_figures():
 @pytest.fixture
 def seeded_sqlite(tmp_path, monkeypatch):
     """An embedded store holding the data set, found by the CLI through CDS_DATABASE_PATH."""
-    from cds_service.store import open_store
+    from cds_service.governance.store import open_store
 
     path = tmp_path / "instance" / "report.sqlite3"
     monkeypatch.setenv("CDS_DATABASE_PATH", str(path))

@@ -11,8 +11,8 @@ import logging
 
 import pytest
 
-from cds_service.auth import TrustConfigError
-from cds_service.jwks import JwksError, check_jwks_url, fetch_key_set
+from cds_service.security.auth import TrustConfigError
+from cds_service.security.jwks import JwksError, check_jwks_url, fetch_key_set
 
 from .jwt_support import (
     BASE,

@@ -13,7 +13,12 @@ import uuid
 
 import pytest
 
-from cds_service.replay import MemoryReplayStore, RedisReplayStore, ReplayStoreError, replay_key
+from cds_service.security.replay import (
+    MemoryReplayStore,
+    RedisReplayStore,
+    ReplayStoreError,
+    replay_key,
+)
 
 from .jwt_support import BASE, bearer, claims, sign
 

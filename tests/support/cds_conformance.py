@@ -3,7 +3,7 @@
 Role: test support. `problems(response)` returns a list of human-readable problems (empty when
 the response conforms); `assert_conforms(response)` fails a test with all of them. Rules checked
 (CDS Hooks 2.0, "CDS Service Response", "Card Attributes", "Suggestion", "Action",
-"Override Reason", "System Action"; pathway.md sections 3 and 3a):
+"Override Reason", "System Action"; clinical-specification.md §7 and §7.6):
 - `cards` is present and an array (required even when empty);
 - each card has a uuid, a summary of at most 140 characters, an indicator in info | warning |
   critical, a source with a label (and a topic Coding with system and code when given);

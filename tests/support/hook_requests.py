@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from cds_service.registry import PREFETCH_TEMPLATES
+from cds_service.hooks.registry import PREFETCH_TEMPLATES
 
 PATIENT_ID = "pat-foundation-1"
 

@@ -2,14 +2,14 @@
 
 Role in the test data flow: `tests/scenarios/*.json` holds one clinical vignette per file (a full
 CDS Hooks request with its prefetch, plus the cards and PAMA ratings a clinician expects, see
-pathway.md section 3). This module
+clinical-specification.md §7). This module
 - loads and checks the fixtures (`load_scenarios`, `fixture_problems`), so a broken one fails loudly;
 - turns a prefetch into the same data on the loopback FHIR server (`load_fhir_server`) and the
   request into one that carries no prefetch but `fhirServer` + `fhirAuthorization`
   (`without_prefetch`), so each vignette is also run through the service's own fetching path;
 - reduces a CDS Hooks response to what the vignette asserts (`outcome`): per card its topic,
   indicator and the draft order it names; per order the pama-rating of its system action
-  (read from `extension.systemActions`, where the CDS Hooks sandbox reads it, pathway.md 3a).
+  (read from `extension.systemActions`, where the CDS Hooks sandbox reads it, clinical-specification.md §7.6).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 
 SERVICE_FOR_HOOK = {"order-select": "lumbar-imaging-order-select", "order-sign": "lumbar-imaging-order-sign"}
 
-# pathway.md section 3, card table: each topic has one indicator.
+# clinical-specification.md §7, card table: each topic has one indicator.
 TOPIC_INDICATORS = {
     "cauda-equina-risk": "critical",
     "imaging-before-6-weeks": "warning",
@@ -47,7 +47,7 @@ PREFETCH_KEYS = (
 
 _NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 # An expected card: topic, indicator, the order it names, and optionally `cites`: resource
-# references its markdown detail must quote (the patient's own evidence, pathway.md section 3).
+# references its markdown detail must quote (the patient's own evidence, clinical-specification.md §7).
 CARD_KEYS = {"topic", "indicator", "order", "cites"}
 
 
@@ -324,7 +324,7 @@ def outcome(response: dict, request: dict) -> Outcome:
         named = card_orders(card, orders)
         if len(named) != 1:
             result.problems.append(f"card {topic!r} names {len(named)} draft orders ({sorted(named)}), not exactly one")
-        # pathway.md 3a: an update suggestion without the pama-rating crashes the sandbox's PAMA tab.
+        # clinical-specification.md §7.6: an update suggestion without the pama-rating crashes the sandbox's PAMA tab.
         for suggestion in card.get("suggestions") or []:
             for action in suggestion.get("actions") or []:
                 resource = action.get("resource") or {}
@@ -335,7 +335,7 @@ def outcome(response: dict, request: dict) -> Outcome:
         cards.append((topic, card.get("indicator"), order))
         result.details[cards[-1]] = str(card.get("detail", ""))
     result.cards = sorted(cards, key=lambda c: tuple(str(x) for x in c))
-    # The sandbox reads extension.systemActions (pathway.md 3a); CDS Hooks 2.0 the top level.
+    # The sandbox reads extension.systemActions (clinical-specification.md §7.6); CDS Hooks 2.0 the top level.
     in_extension = ratings_of(
         (response.get("extension") or {}).get("systemActions") or [], result.problems, "extension.systemActions"
     )
@@ -355,7 +355,7 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 def readme_example_request(fixture: dict) -> dict:
     """The vignette's request with the empty optional prefetch keys sent as `null` ("the client
-    knows there is no such data", pathway.md section 3), so the README example stays short."""
+    knows there is no such data", clinical-specification.md §7), so the README example stays short."""
     request = copy.deepcopy(fixture["request"])
     for key, value in request["prefetch"].items():
         if isinstance(value, dict) and value.get("resourceType") == "Bundle" and not value.get("entry"):

@@ -1,0 +1,88 @@
+"""What a decision is: the topics, ratings and suggestion kinds, and the `OrderDecision` per order.
+
+Role in the data flow: decide stage (pure data). `render` turns an `OrderDecision` into a card and
+a system action; the governance store records its topic and rating
+(docs/clinical-specification.md sections 6 and 7).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from cds_service.read.inputs import (
+    RED_FLAG_GROUPS,
+    Evidence,
+    ImagingOrder,
+    PriorImaging,
+    RedFlagFact,
+)
+
+# --- Topics (clinical-specification.md §7) ------------------------------------------------------------
+CAUDA_EQUINA_RISK = "cauda-equina-risk"
+IMAGING_BEFORE_6_WEEKS = "imaging-before-6-weeks"
+PREFER_MRI = "prefer-mri-without-contrast"
+REPEAT_IMAGING = "repeat-imaging"
+DURATION_UNKNOWN = "symptom-duration-unknown"
+TOPICS = (CAUDA_EQUINA_RISK, IMAGING_BEFORE_6_WEEKS, PREFER_MRI, REPEAT_IMAGING, DURATION_UNKNOWN)
+
+# --- Ratings (Argonaut PAMA guidance, clinical-specification.md §7) -----------------------------------
+APPROPRIATE = "appropriate"
+NOT_APPROPRIATE = "not-appropriate"
+NO_CRITERIA_APPLY = "no-criteria-apply"
+
+# --- Suggestion kinds (rendered by `render`) ---------------------------------------------------
+SUGGEST_UPDATE_TO_MRI = "update-to-mri-without-contrast"
+SUGGEST_DELETE_AND_REFER = "delete-and-refer-to-physical-therapy"
+SUGGEST_DELETE = "delete-order"
+
+# --- Why no card / which branch (machine-readable, for tests and the governance store) -------
+REASON_UNDER_18 = "under-18"
+REASON_NO_EPISODE = "no-qualifying-episode"
+REASON_APPROPRIATE_RED_FLAG = "appropriate-for-red-flag"
+REASON_APPROPRIATE_6_WEEKS = "appropriate-after-6-weeks"
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """The study a suggestion proposes instead, and the rating it would get."""
+
+    modality: str
+    contrast: str
+    priority: str | None
+    rating: str
+
+
+@dataclass
+class OrderDecision:
+    order: ImagingOrder
+    topic: str | None
+    indicator: str | None
+    rating: str | None
+    acr_variant: str | None
+    reason: str  # the branch taken (a topic code or one of the REASON_* constants)
+    evidence: list[Evidence] = field(default_factory=list)  # the facts that drove the decision
+    red_flags: list[RedFlagFact] = field(default_factory=list)  # active red flags (all groups)
+    documented_absent: list[RedFlagFact] = field(default_factory=list)  # cancelled by negation
+    red_flag_groups_checked: tuple[str, ...] = RED_FLAG_GROUPS
+    alternative: Alternative | None = None
+    # A second alternative where the variant makes contrast usually appropriate too (5, 7).
+    contrast_alternative: Alternative | None = None
+    suggestion: str | None = None  # one of SUGGEST_*
+    age: int | None = None
+    onset: date | None = None
+    onset_is_lower_bound: bool = False  # onset taken from a recordedDate
+    onset_evidence: Evidence | None = None
+    days_since_onset: int | None = None
+    weeks_since_onset: int | None = None
+    six_weeks_date: date | None = None
+    prior_imaging: PriorImaging | None = None
+    prior_surgery: list[Evidence] = field(default_factory=list)
+    unavailable_data: list[str] = field(default_factory=list)
+    skipped_resources: list[str] = field(default_factory=list)
+
+    @property
+    def red_flag_groups_found(self) -> list[str]:
+        return [g for g in RED_FLAG_GROUPS if any(f.group == g for f in self.red_flags)]
+
+

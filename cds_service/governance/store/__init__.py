@@ -1,0 +1,62 @@
+"""The governance store: every judgement the service issues, and the feedback clinicians give.
+
+Role in the data flow: built once by `create_app` (`create_recorder(settings)`); the controller
+hands each hook call's judgements to `recorder.record(...)` (queued, written by a background
+thread); the feedback endpoint, the dashboard and `lumbar-cds report` use `recorder.store`.
+Embedded SQLite by default (file created and migrated at start-up); PostgreSQL or another server
+via CDS_DATABASE_URL, migrated by `lumbar-cds db upgrade`.
+"""
+
+from __future__ import annotations
+
+from cds_service.governance.store.database import (
+    create_store_engine,
+    current_revision,
+    database_url,
+    head_revision,
+    upgrade,
+)
+from cds_service.governance.store.queries import FeedbackCounts, Store, naive_utc
+from cds_service.governance.store.recorder import NullRecorder, QueueRecorder, patient_hash
+from cds_service.logs import get_logger, log_event
+
+__all__ = [
+    "FeedbackCounts", "NullRecorder", "QueueRecorder", "Store", "create_recorder", "naive_utc",
+    "open_store", "patient_hash",
+]
+
+log = get_logger("store")
+
+DEFAULT_HASH_KEY = "change-me-in-production"
+
+
+def open_store(settings: dict, migrate_embedded: bool = True) -> Store:
+    """The store of these settings; the embedded SQLite file is created and migrated here."""
+    url, embedded = database_url(settings)
+    engine = create_store_engine(url)
+    if embedded and migrate_embedded:
+        upgrade(engine)
+    return Store(engine)
+
+
+def _check_schema(store: Store) -> None:
+    """A server database is migrated by the operator: say so at start-up if it is behind."""
+    try:
+        current = current_revision(store.engine)
+    except Exception as error:
+        log_event(log, "governance store unreachable at start-up", 40, exception=type(error).__name__)
+        return
+    if current != head_revision():
+        log_event(log, "governance store schema is not current: run `lumbar-cds db upgrade`", 40,
+                  current=current, expected=head_revision())
+
+
+def create_recorder(settings: dict):
+    if not settings.get("RECORD_JUDGEMENTS", True):
+        return NullRecorder()
+    store = open_store(settings)
+    if settings.get("DATABASE_URL"):
+        _check_schema(store)
+    if settings.get("PATIENT_HASH_KEY") == DEFAULT_HASH_KEY:
+        log_event(log, "CDS_PATIENT_HASH_KEY is the shipped default: set a secret key in production", 30)
+    return QueueRecorder(store, settings.get("PATIENT_HASH_KEY") or DEFAULT_HASH_KEY, settings.get("MODE", "active"))

@@ -1,0 +1,59 @@
+"""Run the pathway for one hook call: gathered data -> inputs -> decisions -> response.
+
+Role in the data flow: the pure core behind the controller. It takes the validated request, the
+gathered FHIR data and the reference clock value, and returns the CDS Hooks response together
+with one `Judgement` per judged order for the governance store. No I/O happens here: the value
+sets are loaded and the card templates compiled once, when the Evaluator is built at start-up.
+
+    read.parse_inputs  ->  decide.decide  ->  render.CardRenderer.render  ->  response
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from cds_service import cards_dir
+from cds_service.decide.rules import decide
+from cds_service.gather.prefetch import GatheredData
+from cds_service.hooks.envelope import HookRequest
+from cds_service.read.parser import parse_inputs
+from cds_service.read.valuesets import load_valuesets
+from cds_service.render.cards import CardRenderer
+from cds_service.render.result import EvaluationResult, Judgement
+
+
+class Evaluator:
+    """Built once at start-up (value sets loaded, card templates compiled); evaluate() per call."""
+
+    def __init__(self, settings: dict):
+        self.settings = settings
+        self.valuesets = load_valuesets()
+        self.renderer = CardRenderer(cards_dir(settings.get("CARDS_DIR")))
+
+    def evaluate(self, request: HookRequest, gathered: GatheredData, now: datetime) -> EvaluationResult:
+        """`now` is an aware UTC datetime; its date is the reference date when no order has an
+        authoredOn (clinical-specification.md §7, "Reference date")."""
+        inputs = parse_inputs(request, gathered, self.valuesets, self.settings, now.date())
+        decisions = decide(inputs)
+        patient_reference = inputs.patient.reference or f"Patient/{request.patient_id}"
+        rendered = self.renderer.render(decisions, patient_reference, inputs.reference_date)
+        judgements = [
+            Judgement(
+                order_reference=r.decision.order.reference,
+                order_code=_code_of(r.decision.order.code.system, r.decision.order.code.code),
+                topic=r.decision.topic,
+                indicator=r.decision.indicator,
+                rating=r.decision.rating,
+                card_uuid=r.card_uuid,
+                consult_id=r.consult_id,
+                suggestion_uuids=r.suggestion_uuids,
+            )
+            for r in rendered
+        ]
+        return EvaluationResult(response=self.renderer.response(rendered), judgements=judgements)
+
+
+def _code_of(system: str | None, code: str | None) -> str | None:
+    if not code:
+        return None
+    return f"{system or ''}|{code}"

@@ -1,0 +1,96 @@
+"""Conditions: the back-pain episode, its onset and laterality, and the coded red flags.
+
+Role in the data flow: read stage, one Condition at a time; bilateral sciatica is decided once all
+Conditions have been read.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from cds_service.read.context import ReadContext
+from cds_service.read.fhir import (
+    AGE_UNIT_DAYS,
+    concepts_of,
+    first_date,
+    one_per_valueset,
+    parse_date,
+    status_code,
+)
+from cds_service.read.inputs import EpisodeCondition, Evidence, RedFlagFact
+
+# clinical-specification.md §3: refuted / entered-in-error Conditions are not facts at all.
+IGNORED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
+# Current signs need one of these clinical statuses (or none given).
+ACTIVE_CLINICAL = frozenset({"active", "recurrence", "relapse"})
+
+
+def read_condition(ctx: ReadContext, resource: dict, full_url: str | None) -> None:
+    matches = ctx.lookup(concepts_of(resource.get("code")))
+    if not matches:
+        return
+    if status_code(resource.get("verificationStatus")) in IGNORED_VERIFICATION:
+        return
+    ref = ctx.accept(resource, full_url)
+    if ref is None:
+        return
+    clinical = status_code(resource.get("clinicalStatus"))
+    active = clinical is None or clinical in ACTIVE_CLINICAL
+    onset = onset_of(ctx, resource)
+    recorded = parse_date(resource.get("recordedDate"))
+    known = [d for d in (onset, recorded) if d]
+    # The latest date someone asserted the condition: what look-back windows are measured from.
+    when = max(known) if known else None
+    episode_entries = [e for e in matches if e.valueset.purpose == "qualifying-episode"]
+    if episode_entries and active:
+        sides = ctx.laterality(resource, episode_entries)
+        evidence = ctx.evidence(ref, resource, episode_entries[0], onset or recorded)
+        ctx.inputs.episode.append(EpisodeCondition(
+            evidence=evidence, onset=onset, recorded=recorded, laterality=sides,
+        ))
+        if sides and any(e.attr("radicular") for e in episode_entries):
+            ctx.radicular_sides.append((sides, evidence))
+    for entry in one_per_valueset(matches):
+        valueset = entry.valueset
+        if valueset.purpose == "red-flag":
+            if valueset.current_sign and not active:
+                continue
+            if ctx.lacks_required_site(resource, valueset):
+                continue
+            ctx.red_flag(entry, ctx.evidence(ref, resource, entry, when))
+            if valueset.kind == "long-term-steroids":
+                ctx.inputs.corticosteroids.append(ctx.evidence(ref, resource, entry, when))
+        elif valueset.purpose == "spinal-surgery":
+            ctx.inputs.spinal_surgery.append(ctx.evidence(ref, resource, entry, when))
+
+
+def onset_of(ctx: ReadContext, resource: dict) -> date | None:
+    onset = first_date(resource, "onsetDateTime", "onsetPeriod.start")
+    if onset:
+        return onset
+    age = resource.get("onsetAge")
+    birth = ctx.inputs.patient.birth_date
+    if isinstance(age, dict) and birth and isinstance(age.get("value"), (int, float)):
+        unit = str(age.get("code") or age.get("unit") or "a").lower()
+        days = AGE_UNIT_DAYS.get(unit)
+        if days is not None:
+            if days == 365.25 and float(age["value"]).is_integer():
+                try:  # whole years: the birthday itself, not an approximation
+                    return birth.replace(year=birth.year + int(age["value"]))
+                except ValueError:  # 29 February
+                    return birth.replace(year=birth.year + int(age["value"]), day=28)
+            return birth + timedelta(days=round(age["value"] * days))
+    return None
+
+
+def bilateral_sciatica(ctx: ReadContext) -> None:
+    """clinical-specification.md §5: right and left sciatica/radiculopathy both active -> cauda equina."""
+    sides = set().union(*(s for s, _ in ctx.radicular_sides)) if ctx.radicular_sides else set()
+    if {"left", "right"} <= sides:
+        valueset = ctx.vs["cauda-equina-bilateral-sciatica"]
+        for side, evidence in ctx.radicular_sides:
+            ctx.inputs.red_flags.append(RedFlagFact(
+                group=valueset.group, kind=valueset.kind, label=valueset.label,
+                evidence=Evidence(**{**evidence.__dict__, "text": f"{'/'.join(sorted(side))} side"}),
+                window_days=valueset.window_days,
+            ))

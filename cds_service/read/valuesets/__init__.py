@@ -1,0 +1,241 @@
+"""Value sets as data: load the JSON files beside this module into O(1) code lookups.
+
+Role in the data flow: loaded once at start-up (`load_valuesets()` is cached); the parser asks
+`ValueSets.lookup(system, code)` for every coding it meets on the raw FHIR JSON, so the lookup must
+never loop over the entries (clinical-specification.md §10: value sets are data, one file per value set).
+
+Each file is a FHIR-ValueSet-like JSON object: `id`, `title`, `purpose`, `source` (where the codes
+come from, what was verified), `entries` of {system, code, display, match: exact|prefix} plus the
+purpose's own attributes (modality/contrast, laterality, ...). Red-flag files add `group`, `kind`,
+`label`, `window_days` (null: any time) and `evidence_rule` ("current-sign" needs an active
+clinical status; "history" counts whatever the status; clinical-specification.md §3).
+
+Matching: exact codes are keys of a dict keyed by (system, normalised code). ICD-10-CM prefix
+entries ("M46.2", "C4") are keys of a second dict; a code is checked against each of its own
+prefixes, longest first, so 'M54.16' and 'M5416' cost the same handful of dict reads. Within one
+value set the longest matching prefix decides, so an `exclude: true` prefix (C44 inside C00-C96)
+removes its sub-tree.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+# Systems treated as the same code system when looking up (the WHO ICD-10 URI is often sent for
+# ICD-10-CM codes; the category codes we list are shared by both).
+SYSTEM_ALIASES = {
+    "http://hl7.org/fhir/sid/icd-10": ICD10CM,
+    "urn:oid:2.16.840.1.113883.6.90": ICD10CM,
+    "urn:oid:2.16.840.1.113883.6.96": "http://snomed.info/sct",
+    "urn:oid:2.16.840.1.113883.6.1": "http://loinc.org",
+    "urn:oid:2.16.840.1.113883.6.12": "http://www.ama-assn.org/go/cpt",
+    "urn:oid:2.16.840.1.113883.6.88": "http://www.nlm.nih.gov/research/umls/rxnorm",
+}
+# Code systems whose codes are normalised (dots dropped, upper case) and may match by prefix.
+PREFIX_SYSTEMS = frozenset({ICD10CM, "http://www.whocc.no/atc"})
+
+PURPOSES = frozenset({
+    "imaging-order", "qualifying-episode", "red-flag", "spinal-surgery", "systemic-corticosteroid",
+    "negative-finding", "observation", "laterality", "body-site",
+})
+EVIDENCE_RULES = frozenset({"current-sign", "history"})
+VALUESET_DIR = Path(__file__).resolve().parent
+
+
+class ValueSetError(ValueError):
+    """A value-set file is malformed (raised at start-up, never per request)."""
+
+
+@dataclass(frozen=True)
+class ValueSet:
+    id: str
+    title: str
+    purpose: str
+    source: str
+    group: str | None = None
+    kind: str | None = None
+    label: str | None = None
+    window_days: int | None = None
+    evidence_rule: str | None = None
+    extra: dict = field(default_factory=dict, compare=False, repr=False)  # the file's other keys
+
+    @property
+    def current_sign(self) -> bool:
+        return self.evidence_rule == "current-sign"
+
+
+@dataclass(frozen=True)
+class Entry:
+    valueset: ValueSet
+    system: str
+    code: str
+    display: str
+    match: str  # exact | prefix
+    exclude: bool = False
+    attrs: dict = field(default_factory=dict, compare=False)  # modality, contrast, laterality, ...
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        return self.attrs.get(name, default)
+
+
+def normalise_system(system: Any) -> str | None:
+    if not isinstance(system, str):
+        return None
+    system = system.strip().rstrip("/")
+    return SYSTEM_ALIASES.get(system, system)
+
+
+def normalise_code(system: str | None, code: Any) -> str | None:
+    if not isinstance(code, str):
+        return None
+    code = code.strip()
+    if system in PREFIX_SYSTEMS:
+        code = code.replace(".", "").upper()
+    return code or None
+
+
+class ValueSets:
+    """All value sets, indexed for O(1)-per-coding lookup."""
+
+    def __init__(self, valuesets: list[ValueSet], entries: list[Entry]):
+        self.by_id: dict[str, ValueSet] = {vs.id: vs for vs in valuesets}
+        self.entries_by_id: dict[str, list[Entry]] = {vs.id: [] for vs in valuesets}
+        self._exact: dict[tuple[str, str], tuple[Entry, ...]] = {}
+        self._prefix: dict[tuple[str, str], tuple[Entry, ...]] = {}
+        self._max_prefix: dict[str, int] = {}
+        self._cache: dict[tuple[str, str], tuple[Entry, ...]] = {}
+        for entry in entries:
+            self.entries_by_id[entry.valueset.id].append(entry)
+            key = (entry.system, normalise_code(entry.system, entry.code))
+            index = self._prefix if entry.match == "prefix" else self._exact
+            index[key] = index.get(key, ()) + (entry,)
+            if entry.match == "prefix":
+                self._max_prefix[entry.system] = max(self._max_prefix.get(entry.system, 0), len(key[1]))
+
+    def __getitem__(self, valueset_id: str) -> ValueSet:
+        return self.by_id[valueset_id]
+
+    def of_purpose(self, purpose: str) -> list[ValueSet]:
+        return [vs for vs in self.by_id.values() if vs.purpose == purpose]
+
+    # Records repeat the same few codes thousands of times (vital signs, labs): the answer for a
+    # raw (system, code) pair is memoised. Bounded, so hostile input cannot grow it without end.
+    _CACHE_MAX = 50_000
+
+    def lookup(self, system: Any, code: Any) -> tuple[Entry, ...]:
+        """Entries matching one coding (several value sets may hold it); () when none."""
+        if not (isinstance(system, str) and isinstance(code, str)):
+            return self._lookup(system, code)
+        key = (system, code)
+        found = self._cache.get(key)
+        if found is None:
+            if len(self._cache) >= self._CACHE_MAX:
+                self._cache.clear()
+            found = self._cache[key] = self._lookup(system, code)
+        return found
+
+    def _lookup(self, system: Any, code: Any) -> tuple[Entry, ...]:
+        system = normalise_system(system)
+        code = normalise_code(system, code)
+        if system is None or code is None:
+            return ()
+        found = self._exact.get((system, code), ())
+        longest = self._max_prefix.get(system)
+        if longest:
+            decided: set[str] = {e.valueset.id for e in found}
+            for length in range(min(len(code), longest), 0, -1):
+                for entry in self._prefix.get((system, code[:length]), ()):
+                    if entry.valueset.id in decided:
+                        continue  # a longer prefix of this value set already decided
+                    decided.add(entry.valueset.id)
+                    if not entry.exclude:
+                        found = found + (entry,)
+        return found
+
+    def lookup_coding(self, coding: Any) -> tuple[Entry, ...]:
+        if not isinstance(coding, dict):
+            return ()
+        return self.lookup(coding.get("system"), coding.get("code"))
+
+
+_REQUIRED = ("id", "title", "purpose", "source", "entries")
+_RED_FLAG_REQUIRED = ("group", "kind", "label", "window_days", "evidence_rule")
+_ENTRY_KEYS = {"system", "code", "display", "match", "exclude"}
+
+
+def _load_file(path: Path) -> tuple[ValueSet, list[Entry]]:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ValueSetError(f"{path.name}: not readable JSON ({error})") from error
+    if not isinstance(raw, dict):
+        raise ValueSetError(f"{path.name}: must be a JSON object")
+    for key in _REQUIRED:
+        if key not in raw:
+            raise ValueSetError(f"{path.name}: missing '{key}'")
+    if raw["id"] != path.stem:
+        raise ValueSetError(f"{path.name}: id '{raw['id']}' differs from the file name")
+    if raw["purpose"] not in PURPOSES:
+        raise ValueSetError(f"{path.name}: unknown purpose '{raw['purpose']}'")
+    if not isinstance(raw["source"], str) or not raw["source"].strip():
+        raise ValueSetError(f"{path.name}: 'source' must name where the codes come from")
+    if raw["purpose"] == "red-flag":
+        for key in _RED_FLAG_REQUIRED:
+            if key not in raw:
+                raise ValueSetError(f"{path.name}: red-flag value set needs '{key}'")
+        if raw["evidence_rule"] not in EVIDENCE_RULES:
+            raise ValueSetError(f"{path.name}: evidence_rule must be one of {sorted(EVIDENCE_RULES)}")
+        window = raw["window_days"]
+        if window is not None and (not isinstance(window, int) or window <= 0):
+            raise ValueSetError(f"{path.name}: window_days must be a positive integer or null")
+    known = set(_REQUIRED) | set(_RED_FLAG_REQUIRED) | {"resourceType", "status"}
+    valueset = ValueSet(
+        id=raw["id"], title=raw["title"], purpose=raw["purpose"], source=raw["source"],
+        group=raw.get("group"), kind=raw.get("kind"), label=raw.get("label"),
+        window_days=raw.get("window_days"), evidence_rule=raw.get("evidence_rule"),
+        extra={k: v for k, v in raw.items() if k not in known},
+    )
+    if not isinstance(raw["entries"], list):
+        raise ValueSetError(f"{path.name}: 'entries' must be an array")
+    entries = []
+    for index, item in enumerate(raw["entries"]):
+        where = f"{path.name}: entries[{index}]"
+        if not isinstance(item, dict) or not all(isinstance(item.get(k), str) and item[k] for k in ("system", "code", "display")):
+            raise ValueSetError(f"{where}: needs non-empty system, code and display")
+        match = item.get("match", "exact")
+        if match not in ("exact", "prefix"):
+            raise ValueSetError(f"{where}: match must be 'exact' or 'prefix'")
+        system = normalise_system(item["system"])
+        if match == "prefix" and system not in PREFIX_SYSTEMS:
+            raise ValueSetError(f"{where}: prefix matching only for {sorted(PREFIX_SYSTEMS)}")
+        entries.append(Entry(
+            valueset=valueset, system=system, code=item["code"], display=item["display"],
+            match=match, exclude=bool(item.get("exclude", False)),
+            attrs={k: v for k, v in item.items() if k not in _ENTRY_KEYS},
+        ))
+    return valueset, entries
+
+
+def load_valuesets_from(directory: Path) -> ValueSets:
+    valuesets, entries = [], []
+    for path in sorted(Path(directory).glob("*.json")):
+        valueset, file_entries = _load_file(path)
+        valuesets.append(valueset)
+        entries.extend(file_entries)
+    if not valuesets:
+        raise ValueSetError(f"no value-set files in {directory}")
+    return ValueSets(valuesets, entries)
+
+
+@lru_cache(maxsize=1)
+def load_valuesets() -> ValueSets:
+    """The shipped value sets, read once per process (call at start-up)."""
+    return load_valuesets_from(VALUESET_DIR)
+
+
+__all__ = ["Entry", "ValueSet", "ValueSetError", "ValueSets", "load_valuesets", "load_valuesets_from"]

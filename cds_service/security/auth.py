@@ -1,0 +1,392 @@
+"""Authentication of CDS clients: a signed JWT on every CDS Hooks call (when AUTH_REQUIRED).
+
+Role in the data flow: the first check of a request to discovery (`GET /cds-services`), a
+service (`POST /cds-services/<id>`) or feedback (`POST /cds-services/<id>/feedback`), before
+the body is read. Implements CDS Hooks 2.0 "Trusting CDS Clients": the client sends
+`Authorization: Bearer <JWT>`, signed with a key it publishes as a JWKS; the service checks
+
+- the header: `alg` one of ES256/384/512 or RS256/384/512 (never `none`, never HMAC: an HMAC
+  "signed" with a public key proves nothing), a `kid`, and a `jku` only if that issuer
+  allowlisted it;
+- the signature, with the issuer's key for that `kid` (shipped file, configured JWKS URL or an
+  allowlisted `jku`; see `jwks`);
+- the claims: `iss` trusted, `aud` = the URL that was called (on feedback the feedback URL or
+  the service URL, as the CDS Hooks sandbox sends the feedback URL), `exp` in the future and
+  `iat` not in the future (JWT_LEEWAY_SECONDS of skew), the issuer's `tenant` if it names one,
+  and a `jti` never seen before within the token's lifetime (`replay`).
+
+Any failure is `CdsError("LCDS-1401")`: 401 with `WWW-Authenticate: Bearer` and no detail (a
+caller probing us learns nothing); the reason goes to the log, never the token.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jwt
+import yaml
+from flask import Flask, current_app, g, request
+
+from cds_service.hooks.errors import CdsError
+from cds_service.logs import get_logger, log_event
+from cds_service.security.jwks import JwksError, RemoteKeySets, check_jwks_url, load_key_set_file
+from cds_service.security.replay import ReplayStoreError, create_replay_store
+
+log = get_logger("auth")
+
+SANDBOX_ISSUER = "https://sandbox.cds-hooks.org"
+SANDBOX_JKU = "https://sandbox.cds-hooks.org/.well-known/jwks.json"
+SANDBOX_JWKS_FILE = Path(__file__).parent / "trust" / "sandbox-jwks.json"
+
+# Asymmetric algorithms only. The key type and curve each demands (RFC 7518 section 3.4).
+ALGORITHMS: dict[str, tuple[str, str | None]] = {
+    "ES256": ("EC", "P-256"),
+    "ES384": ("EC", "P-384"),
+    "ES512": ("EC", "P-521"),
+    "RS256": ("RSA", None),
+    "RS384": ("RSA", None),
+    "RS512": ("RSA", None),
+}
+MIN_RSA_BITS = 2048
+MAX_TOKEN_CHARS = 16_384
+MAX_ID_CHARS = 512  # kid, jti, iss, tenant: longer values are refused, not stored
+# A client JWT authenticates one call (the sandbox's live 5 minutes). One expiring later than
+# this is refused: a stolen token stays useful only briefly, and the replay store, which must
+# remember each jti until its token expires, stays bounded.
+MAX_TOKEN_LIFETIME_SECONDS = 3600
+REQUIRED_CLAIMS = ["iss", "aud", "exp", "iat", "jti"]
+
+
+class AuthFailure(Exception):
+    """Why a token was refused (for the log only). Never contains the token."""
+
+    def __init__(self, reason: str, iss: str | None = None):
+        super().__init__(reason)
+        self.iss = iss
+
+
+class TrustConfigError(ValueError):
+    """The trusted-issuers configuration is unusable: the app refuses to start."""
+
+
+@dataclass
+class TrustedIssuer:
+    iss: str
+    static_keys: dict[str, dict] = field(default_factory=dict)  # kid -> JWK, from jwks_file
+    jwks_urls: list[str] = field(default_factory=list)  # fetched when the kid is not static
+    jku_allowlist: frozenset[str] = frozenset()  # a token's jku must be one of these
+    tenants: frozenset[str] | None = None  # when set, the token's `tenant` claim must be one
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+def sandbox_issuer() -> TrustedIssuer:
+    """The public CDS Hooks sandbox: its shipped key set, its jku allowlisted."""
+    return TrustedIssuer(
+        iss=SANDBOX_ISSUER,
+        static_keys=load_key_set_file(SANDBOX_JWKS_FILE),
+        jku_allowlist=frozenset({SANDBOX_JKU}),
+    )
+
+
+def _string_list(entry: dict, key: str, where: str) -> list[str]:
+    value = entry.get(key)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise TrustConfigError(f"{where}: '{key}' must be a string or a list of strings")
+    return list(value)
+
+
+def parse_issuer(entry: Any, where: str, base_dir: Path) -> TrustedIssuer:
+    if not isinstance(entry, dict):
+        raise TrustConfigError(f"{where}: must be a mapping with 'iss'")
+    unknown = set(entry) - {"iss", "jwks_file", "jwks_url", "jku_allowlist", "tenant"}
+    if unknown:
+        raise TrustConfigError(f"{where}: unknown keys {sorted(unknown)}")
+    iss = entry.get("iss")
+    if not isinstance(iss, str) or not iss.strip():
+        raise TrustConfigError(f"{where}: 'iss' is required")
+    files = _string_list(entry, "jwks_file", where)
+    urls = _string_list(entry, "jwks_url", where)
+    allowlist = _string_list(entry, "jku_allowlist", where)
+    if not (files or urls or allowlist):
+        raise TrustConfigError(f"{where} ({iss}): give jwks_file, jwks_url or jku_allowlist")
+    for url in urls + allowlist:
+        why = check_jwks_url(url)
+        if why:
+            raise TrustConfigError(f"{where} ({iss}): key set URL {url!r} {why}")
+    static: dict[str, dict] = {}
+    for name in files:
+        path = Path(name) if Path(name).is_absolute() else base_dir / name
+        try:
+            static.update(load_key_set_file(path))
+        except JwksError as error:
+            raise TrustConfigError(f"{where} ({iss}): {error}") from None
+    tenants = _string_list(entry, "tenant", where)
+    return TrustedIssuer(
+        iss=iss,
+        static_keys=static,
+        jwks_urls=urls,
+        # A configured jwks_url is trusted by definition, so a jku naming it is accepted too.
+        jku_allowlist=frozenset(allowlist) | frozenset(urls),
+        tenants=frozenset(tenants) if tenants else None,
+    )
+
+
+def load_issuers_file(path: str | Path) -> list[TrustedIssuer]:
+    """Read a JSON or YAML issuers file: a list of entries, or {"issuers": [...]}."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise TrustConfigError(f"cannot read trusted issuers file {path}: {error.strerror}") from None
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError):
+        raise TrustConfigError(f"trusted issuers file {path} is not valid JSON/YAML") from None
+    if isinstance(data, dict) and "issuers" in data:
+        data = data["issuers"]
+    if data is None:
+        data = []
+    if not isinstance(data, list):
+        raise TrustConfigError(f"trusted issuers file {path}: expected a list of issuers")
+    base_dir = path.parent
+    return [parse_issuer(entry, f"{path.name} entry {i + 1}", base_dir) for i, entry in enumerate(data)]
+
+
+def trusted_issuers(settings: dict) -> dict[str, TrustedIssuer]:
+    issuers: dict[str, TrustedIssuer] = {}
+    if settings.get("TRUST_SANDBOX", True):
+        issuers[SANDBOX_ISSUER] = sandbox_issuer()
+    if settings.get("TRUSTED_ISSUERS_FILE"):
+        seen: set[str] = set()
+        for issuer in load_issuers_file(settings["TRUSTED_ISSUERS_FILE"]):
+            if issuer.iss in seen:
+                raise TrustConfigError(f"issuer {issuer.iss} is listed twice")
+            seen.add(issuer.iss)
+            issuers[issuer.iss] = issuer  # an entry for the sandbox replaces the preset
+    return issuers
+
+
+# --- verification ---------------------------------------------------------------------------
+
+def _normalise_url(url: str) -> str:
+    return url.rstrip("/")
+
+
+class Authenticator:
+    def __init__(
+        self,
+        issuers: dict[str, TrustedIssuer],
+        replay_store,
+        *,
+        leeway: int = 30,
+        jwks_timeout: float = 3.0,
+    ):
+        self.issuers = issuers
+        self.replay_store = replay_store
+        self.leeway = leeway
+        self.remote_keys = RemoteKeySets(jwks_timeout, on_error=self._log_jwks_error)
+
+    @staticmethod
+    def _log_jwks_error(issuer: str, url: str, reason: str) -> None:
+        log_event(log, "key set fetch failed", logging.WARNING, iss=issuer, url=url, reason=reason)
+
+    def authenticate(self, authorization: str | None, audiences: list[str]) -> dict:
+        """Verified claims of the bearer JWT in `authorization`; AuthFailure otherwise."""
+        token = _bearer_token(authorization)
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.InvalidTokenError:
+            raise AuthFailure("malformed token") from None
+
+        alg = header.get("alg")
+        if alg not in ALGORITHMS:
+            raise AuthFailure(f"algorithm not allowed: {str(alg)[:20]}")
+        if "crit" in header:
+            raise AuthFailure("critical header extensions are not supported")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid or len(kid) > MAX_ID_CHARS:
+            raise AuthFailure("no kid in the header")
+
+        iss = unverified.get("iss")
+        issuer = self.issuers.get(iss) if isinstance(iss, str) else None
+        if issuer is None:
+            raise AuthFailure("untrusted issuer", iss if isinstance(iss, str) else None)
+
+        jku = header.get("jku")
+        if jku is not None and jku not in issuer.jku_allowlist:
+            raise AuthFailure("jku is not on the issuer's allowlist")
+
+        jwk = self._find_key(issuer, kid, jku)
+        if jwk is None:
+            raise AuthFailure("unknown kid")
+        key = _verification_key(jwk, alg)
+
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[alg],
+                leeway=self.leeway,
+                options={"require": REQUIRED_CLAIMS, "verify_aud": False, "verify_iss": False},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthFailure("token expired") from None
+        except jwt.ImmatureSignatureError:
+            raise AuthFailure("token issued in the future (iat or nbf)") from None
+        except jwt.InvalidSignatureError:
+            raise AuthFailure("bad signature") from None
+        except jwt.MissingRequiredClaimError as error:
+            raise AuthFailure(f"missing claim {error.claim}") from None
+        except jwt.InvalidTokenError as error:
+            raise AuthFailure(f"invalid token ({type(error).__name__})") from None
+
+        if claims.get("iss") != issuer.iss:  # the signed payload must say what we looked up
+            raise AuthFailure("untrusted issuer")
+        aud = claims["aud"]
+        aud_values = aud if isinstance(aud, list) else [aud]
+        wanted = {_normalise_url(a) for a in audiences}
+        if not any(isinstance(a, str) and _normalise_url(a) in wanted for a in aud_values):
+            raise AuthFailure("aud is not the URL that was called")
+        if issuer.tenants is not None and claims.get("tenant") not in issuer.tenants:
+            raise AuthFailure("tenant not trusted for this issuer")
+        jti = claims["jti"]
+        if not isinstance(jti, str) or not jti or len(jti) > MAX_ID_CHARS:
+            raise AuthFailure("jti must be a non-empty string")
+
+        remaining = float(claims["exp"]) - time.time()
+        if remaining > MAX_TOKEN_LIFETIME_SECONDS + self.leeway:
+            raise AuthFailure("exp is more than an hour away")
+        # Remember the jti until the token could no longer be accepted anyway.
+        ttl = int(remaining) + self.leeway + 1
+        try:
+            first = self.replay_store.first_use(issuer.iss, jti, ttl)
+        except ReplayStoreError as error:
+            # Fail closed: without the replay store we cannot tell a replay from a first use.
+            raise AuthFailure(f"replay store unavailable ({error})") from None
+        if not first:
+            raise AuthFailure("jti replayed")
+        return claims
+
+    def _find_key(self, issuer: TrustedIssuer, kid: str, jku: str | None) -> dict | None:
+        if kid in issuer.static_keys:
+            return issuer.static_keys[kid]
+        urls = list(issuer.jwks_urls)
+        if jku is not None and jku not in urls:
+            urls.append(jku)  # allowlisted above
+        return self.remote_keys.find(issuer.iss, kid, urls)
+
+
+def _bearer_token(authorization: str | None) -> str:
+    if not authorization:
+        raise AuthFailure("no Authorization header")
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    # (Reasons are worded so the log's token redaction, which blanks what follows "Bearer ",
+    # leaves them readable.)
+    if scheme.lower() != "bearer":
+        raise AuthFailure("Authorization scheme is not bearer")
+    if not token or " " in token:
+        raise AuthFailure("Authorization has no single token")
+    if len(token) > MAX_TOKEN_CHARS:
+        raise AuthFailure("token too long")
+    return token
+
+
+def _verification_key(jwk: dict, alg: str):
+    """The public key of `jwk`, if it fits `alg` (type, curve, size); AuthFailure otherwise."""
+    kty, curve = ALGORITHMS[alg]
+    if jwk.get("kty") != kty or (curve and jwk.get("crv") != curve):
+        raise AuthFailure(f"key {jwk.get('kid')!s:.64} does not fit {alg}")
+    if jwk.get("alg") not in (None, alg):
+        raise AuthFailure(f"key {jwk.get('kid')!s:.64} is for {str(jwk.get('alg'))[:20]}, not {alg}")
+    if "d" in jwk:
+        raise AuthFailure("a private key was published as a trusted key")
+    try:
+        key = jwt.PyJWK(jwk, algorithm=alg).key
+    except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError):
+        raise AuthFailure("trusted key is unusable") from None
+    if kty == "RSA" and key.key_size < MIN_RSA_BITS:
+        raise AuthFailure("RSA key shorter than 2048 bits")
+    return key
+
+
+# --- Flask wiring -------------------------------------------------------------------------------
+
+def requires_client_jwt(path: str, method: str) -> bool:
+    """Discovery, services and feedback: everything under /cds-services except preflights."""
+    if method == "OPTIONS":
+        return False
+    return path == "/cds-services" or path.startswith("/cds-services/")
+
+
+def expected_audiences(path: str) -> list[str]:
+    """The URL that was called (and, for feedback, the service URL too)."""
+    public = current_app.config.get("PUBLIC_BASE_URL")
+    called = (public.rstrip("/") + path) if public else request.base_url
+    audiences = [called]
+    segments = [s for s in path.split("/") if s]
+    if len(segments) == 3 and segments[0] == "cds-services" and segments[2] == "feedback":
+        audiences.append(called.rstrip("/").removesuffix("/feedback"))
+    return audiences
+
+
+def build_authenticator(settings: dict) -> Authenticator:
+    issuers = trusted_issuers(settings)
+    if not issuers:
+        log_event(
+            log, "authentication is required but no issuer is trusted: every call will be refused",
+            logging.WARNING,
+        )
+    return Authenticator(
+        issuers,
+        create_replay_store(settings.get("REDIS_URL")),
+        leeway=int(settings.get("JWT_LEEWAY_SECONDS", 30)),
+        jwks_timeout=float(settings.get("JWKS_TIMEOUT", 3.0)),
+    )
+
+
+def init_app(app: Flask) -> None:
+    """Register the JWT check on discovery, services and feedback (when AUTH_REQUIRED)."""
+    if not app.config.get("AUTH_REQUIRED"):
+        return
+    authenticator = build_authenticator(app.config)
+    app.extensions["lumbar_cds_auth"] = authenticator
+    log_event(
+        log, "client authentication on", issuers=sorted(authenticator.issuers),
+        replay_store="redis" if app.config.get("REDIS_URL") else "memory",
+    )
+
+    @app.before_request
+    def require_client_jwt():
+        if not requires_client_jwt(request.path, request.method):
+            return None
+        # The request log line (api.log_request) needs a start time even when we stop here.
+        if g.get("started") is None:
+            g.started = time.perf_counter()
+        try:
+            claims = authenticator.authenticate(
+                request.headers.get("Authorization"), expected_audiences(request.path)
+            )
+        except AuthFailure as failure:
+            # The route, not the raw path: nothing the caller typed reaches the log.
+            route = request.url_rule.rule if request.url_rule else "(no route)"
+            fields = {"reason": str(failure), "method": request.method, "path": route}
+            if failure.iss:
+                fields["iss"] = failure.iss[:200]  # names the client, to help configure trust
+            log_event(log, "client authentication failed", logging.WARNING, **fields)
+            raise CdsError("LCDS-1401") from None
+        g.client_iss = claims["iss"]
+        if isinstance(claims.get("tenant"), str):
+            g.client_tenant = claims["tenant"][:MAX_ID_CHARS]
+        return None

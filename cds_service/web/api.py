@@ -1,0 +1,118 @@
+"""The thin controller: discovery and the hook endpoints (CDS Hooks 2.0 "Discovery", "Calling").
+
+Role in the data flow: request -> parse JSON and check limits -> validate the envelope
+(`hooks.envelope`) -> gather data (`gather`) -> evaluate (`pipeline`) -> record the judgements
+(governance store) -> response. Every stage's failure is a `CdsError`, rendered as JSON by the
+app's error handlers; nothing here knows clinical rules.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+
+import orjson
+from flask import Blueprint, Response, current_app, g, request
+
+from cds_service.gather.prefetch import gather
+from cds_service.hooks.envelope import parse_hook_request
+from cds_service.hooks.errors import CdsError
+from cds_service.logs import get_logger, log_event
+from cds_service.security.outbound import check_fhir_server
+from cds_service.web.limits import check_bundle_sizes, check_raw_depth
+
+api = Blueprint("api", __name__)
+log = get_logger("api")
+
+JSON_MIMETYPES = {"application/json", "application/fhir+json"}
+
+
+def json_response(body: dict, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status=status, mimetype="application/json")
+
+
+def state():
+    return current_app.extensions["lumbar_cds"]
+
+
+def parse_json_body() -> dict:
+    """The request body as a JSON object, with the structural limits checked."""
+    if request.mimetype not in JSON_MIMETYPES:
+        raise CdsError("LCDS-1415")
+    raw = request.get_data(cache=False)  # Flask enforces MAX_CONTENT_LENGTH here (413)
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise CdsError("LCDS-1001") from None
+    if not isinstance(body, dict):
+        raise CdsError("LCDS-1002")
+    settings = current_app.config
+    check_raw_depth(raw, settings["MAX_JSON_DEPTH"])  # on the bytes: a walk of the dicts costs ~4x
+    check_bundle_sizes(body, settings["MAX_BUNDLE_ENTRIES"])
+    return body
+
+
+@api.get("/cds-services")
+def discovery():
+    return json_response(state().registry.discovery_json())
+
+
+@api.post("/cds-services/<service_id>")
+def call_service(service_id: str):
+    cds = state()
+    service = cds.registry.get(service_id)
+    g.service_id = service_id if service else "(unknown)"
+    if service is None:
+        raise CdsError("LCDS-1404", {"service": service_id[:64]})
+    body = parse_json_body()
+    hook_request = parse_hook_request(body, service)
+    g.hook_instance = hook_request.hook_instance
+
+    settings = current_app.config
+    if hook_request.fhir_server:
+        why = check_fhir_server(
+            hook_request.fhir_server, settings["FHIR_PLAIN_HTTP_HOSTS"], settings["FHIR_ALLOWED_ORIGINS"]
+        )
+        if why:
+            raise CdsError("LCDS-1009", {"field": "fhirServer", "reason": why}, field="fhirServer")
+
+    started = time.perf_counter()
+    gathered = gather(hook_request, service, settings, cds.executor)
+    g.gather_ms = round((time.perf_counter() - started) * 1000, 2)
+    if gathered.fetched or gathered.unavailable:
+        log_event(
+            log, "prefetch gathered", service=service.id, hookInstance=hook_request.hook_instance,
+            fetched=sorted(gathered.fetched), unavailable=sorted(gathered.unavailable),
+            unavailable_reasons=sorted(set(gathered.unavailable.values())), ms=g.gather_ms,
+        )
+
+    now = datetime.now(UTC)
+    result = cds.evaluator.evaluate(hook_request, gathered, now)
+    cds.recorder.record(hook_request, result, now)
+
+    if settings["MODE"] == "silent":
+        # Silent mode (pilot a rule before turning it on): decided and recorded, nothing shown.
+        return json_response({"cards": []})
+    return json_response(result.response)
+
+
+def log_request(response: Response) -> Response:
+    """Structured request log: service id, hookInstance, status, duration. No PHI, no tokens."""
+    started = g.get("started")
+    if started is not None and request.endpoint != "static":
+        fields = {
+            "method": request.method,
+            "path": request.url_rule.rule if request.url_rule else "(no route)",
+            "status": response.status_code,
+            "ms": round((time.perf_counter() - started) * 1000, 2),
+        }
+        if g.get("service_id"):
+            fields["service"] = g.service_id
+        if g.get("hook_instance"):
+            fields["hookInstance"] = g.hook_instance[:64]
+        if g.get("error_code"):
+            fields["error"] = g.error_code
+        level = logging.WARNING if response.status_code >= 400 else logging.INFO
+        log_event(log, "request", level, **fields)
+    return response
