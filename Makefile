@@ -12,10 +12,22 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	touch $(STAMP)
 
+# The FHIR test server (tests/fhir_server, Node.js over @medplum/fhir-router): `npm ci` when
+# node_modules is missing or package-lock.json is newer than the last install.
+FHIR_TEST_SERVER := tests/fhir_server
+FHIR_TEST_SERVER_STAMP := $(FHIR_TEST_SERVER)/node_modules/.installed
+
+$(FHIR_TEST_SERVER_STAMP): $(FHIR_TEST_SERVER)/package-lock.json
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
+	  && node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' \
+	  || { echo "make: Node.js 20+ and npm are needed for the FHIR test server (tests/fhir_server)"; exit 1; }
+	npm ci --prefix $(FHIR_TEST_SERVER) --no-audit --no-fund --loglevel=error
+	touch $@
+
 run: $(STAMP)
 	$(BIN)/lumbar-cds serve --host $${CDS_HOST:-127.0.0.1} --port $${CDS_PORT:-8080}
 
-test: $(STAMP)
+test: $(STAMP) $(FHIR_TEST_SERVER_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
