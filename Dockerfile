@@ -1,4 +1,7 @@
-# lumbar-imaging-cds: the CDS Hooks service under gunicorn, as a non-root user.
+# lumbar-imaging-cds: the CDS Hooks service, as a non-root user. `lumbar-cds serve` runs gunicorn
+# with uvicorn workers: each receives request bodies on its event loop (10 s deadline, size limit)
+# before one of its app threads runs the call, so slow clients never hold an app thread. Do not
+# swap in gunicorn's own thread workers (--worker-class gthread): a slow body would hold a thread.
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml setup.cfg README.md ./
@@ -25,4 +28,6 @@ VOLUME ["/data"]
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
   CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status == 200 else 1)"]
-CMD ["lumbar-cds", "serve", "--host", "0.0.0.0", "--port", "8080", "--workers", "2"]
+# With authentication on (the default here) the image refuses to start, in one line (exit 2),
+# until CDS_FHIR_ALLOWED_ORIGINS names the EHR FHIR origins it may call (the SSRF allowlist).
+CMD ["lumbar-cds", "serve", "--host", "0.0.0.0", "--port", "8080", "--workers", "2", "--require-fhir-allowlist"]

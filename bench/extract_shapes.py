@@ -1,14 +1,14 @@
 """Build `bench/data/synthea_shapes.json`: real Synthea resource shapes for the payload generator.
 
-Role in the benchmark: run once by hand (`python -m bench.extract_shapes [SYNTHEA_DIR]`); its output
-is committed so `make bench` does not depend on the shared data folder. It keeps one resource per
-distinct code of each type the prefetch templates read (Conditions, Observations, Procedures,
-MedicationRequests, DiagnosticReports), drops narratives and reference displays (synthetic names
+Role in the benchmark: run once by hand (`python -m bench.extract_shapes [SYNTHEA_DIR]`, by default
+the project's copy in tests/data/synthea); its output is committed so `make bench` need not run it.
+It keeps one resource per distinct code of each type the prefetch templates read (Conditions,
+Observations, Procedures, MedicationRequests, DiagnosticReports), drops narratives and reference displays (synthetic names
 live there), and leaves out anything the pathway could read as relevant (back pain, red flags,
 cancer treatment, immunosuppressants, spinal procedures): the generator adds the few relevant
 resources itself, so the benchmark controls exactly what the service should find.
 
-Sources (synthetic, no PHI; see bench/data/SOURCE.txt for commits and licences):
+Sources (synthetic, no PHI; see bench/data/SOURCE.txt and tests/data/SOURCE.md for commits and licences):
 Synthea R4 bundles from smart-on-fhir/generated-sample-data and inferno-reference-server-data, and
 the Synthea bulk NDJSON set from smart-on-fhir/sample-bulk-fhir-datasets (10-patients branch).
 """
@@ -20,7 +20,7 @@ import re
 import sys
 from pathlib import Path
 
-DEFAULT_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "synthea"
+DEFAULT_DIR = Path(__file__).resolve().parent.parent / "tests" / "data" / "synthea"
 OUT = Path(__file__).resolve().parent / "data" / "synthea_shapes.json"
 
 BUNDLES = (

@@ -17,7 +17,7 @@ from typing import Any
 
 from flask import Flask, g, request
 from flask_cors import CORS
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from cds_service.config import load_settings
 from cds_service.governance.store import create_recorder
@@ -42,7 +42,7 @@ class CdsState:
 
 def create_app(config: dict | None = None) -> Flask:
     settings = load_settings(config)
-    logger = configure_logging(settings["LOG_LEVEL"])
+    logger = configure_logging(settings["LOG_LEVEL"], bool(settings.get("LOG_THIRD_PARTY", False)))
 
     app = Flask(__name__)
     app.config.update(settings)
@@ -50,9 +50,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.json.sort_keys = False
 
     executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="fhir-fetch")
+    evaluator = Evaluator(settings)
     app.extensions["lumbar_cds"] = CdsState(
-        registry=ServiceRegistry(),
-        evaluator=Evaluator(settings),
+        registry=ServiceRegistry(prefetch=evaluator.query_plan.templates()),
+        evaluator=evaluator,
         executor=executor,
         recorder=create_recorder(settings),
     )
@@ -83,6 +84,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(openapi_bp)
     auth.init_app(app)
+    _warn_at_start_up(settings, logger)
 
     @app.get("/healthz")
     def healthz():
@@ -97,6 +99,12 @@ def create_app(config: dict | None = None) -> Flask:
     @app.errorhandler(CdsError)
     def handle_cds_error(error: CdsError):
         g.error_code = error.code
+        if error.code == "LCDS-1412":
+            # The answer names the key only; why the fetch failed ("could not connect", "HTTP
+            # 404": the network behind fhirServer) is for the operator. Never PHI: see FhirFetchError.
+            params = error.params or {}
+            log_event(logger, "required data unavailable", 30, key=params.get("key"),
+                      reason=params.get("reason"), hookInstance=(g.get("hook_instance") or "")[:64])
         response = json_response(error.to_json(), error.status)
         if error.status == 401:
             response.headers["WWW-Authenticate"] = "Bearer"
@@ -110,7 +118,10 @@ def create_app(config: dict | None = None) -> Flask:
             g.error_code = body["error"]["code"]
             return json_response(body, error.code or 500)
         params = {"method": request.method, "limit": settings["MAX_BODY_BYTES"]}
-        return handle_cds_error(CdsError(code, params))
+        response = handle_cds_error(CdsError(code, params))
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            response.headers["Allow"] = ", ".join(sorted(error.valid_methods))  # RFC 9110 15.5.6
+        return response
 
     @app.errorhandler(Exception)
     def handle_unexpected(error: Exception):
@@ -130,3 +141,16 @@ def create_app(config: dict | None = None) -> Flask:
         gc.collect()
         gc.freeze()
     return app
+
+
+_warned: set[str] = set()
+
+
+def _warn_at_start_up(settings: dict, logger) -> None:
+    """Deployment choices that weaken a guarantee, said once per process at start-up."""
+    if not settings.get("AUTH_REQUIRED"):
+        return
+    if not settings.get("FHIR_ALLOWED_ORIGINS") and "allowlist" not in _warned:
+        _warned.add("allowlist")
+        log_event(logger, "authentication is on but CDS_FHIR_ALLOWED_ORIGINS is empty: any https "
+                  "fhirServer a client names is called; set the allowlist in production", 30)

@@ -14,21 +14,45 @@ import orjson
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """gunicorn with uvicorn workers; in each, the app behind `web.serving.BufferedWsgi`: request
+    bodies are received on the event loop under a deadline and a size limit, so a slow client
+    holds a socket, never one of the `--threads` threads that run the app."""
     from gunicorn.app.base import BaseApplication
 
-    from cds_service.app import create_app
+    from cds_service.config import SettingsError, load_settings
+    from cds_service.web.serving import worker_class
+
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(f"lumbar-cds: {error}", file=sys.stderr)
+        return 2
+    if args.require_fhir_allowlist and settings["AUTH_REQUIRED"] and not settings["FHIR_ALLOWED_ORIGINS"]:
+        print("lumbar-cds: refusing to start: CDS_AUTH_REQUIRED is on and CDS_FHIR_ALLOWED_ORIGINS is "
+              "empty; set the FHIR origins the service may call", file=sys.stderr)
+        return 2
 
     class Server(BaseApplication):
         def load_config(self):
             self.cfg.set("bind", f"{args.host}:{args.port}" if ":" not in args.host else f"[{args.host}]:{args.port}")
             self.cfg.set("workers", args.workers)
-            self.cfg.set("threads", args.threads)
+            self.cfg.set("worker_class", worker_class())
             self.cfg.set("timeout", args.timeout)
             self.cfg.set("graceful_timeout", 20)
+            self.cfg.set("keepalive", 5)
             self.cfg.set("accesslog", None)  # our structured request log replaces it
 
         def load(self):
-            return create_app()
+            from cds_service.app import create_app
+            from cds_service.web.serving import BufferedWsgi
+
+            app = create_app()
+            return BufferedWsgi(
+                app, threads=args.threads,
+                body_timeout=args.body_timeout or float(app.config.get("BODY_READ_TIMEOUT") or 10.0),
+                max_body=int(app.config["MAX_BODY_BYTES"]),
+                on_shutdown=app.extensions["lumbar_cds_shutdown"],
+            )
 
     print(f"lumbar-cds: serving on http://{args.host}:{args.port}/cds-services", file=sys.stderr)
     Server().run()
@@ -77,8 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     serve.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
-    serve.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
+    serve.add_argument("--threads", type=int, default=8,
+                       help="threads per worker running the app, once a request's body is in (default 8)")
     serve.add_argument("--timeout", type=int, default=30, help="worker timeout in seconds (default 30)")
+    serve.add_argument("--body-timeout", type=float, default=None,
+                       help="seconds a client has to send a request body, else 408 (default 10)")
+    serve.add_argument("--require-fhir-allowlist", action="store_true",
+                       help="refuse to start (exit 2) when authentication is on and CDS_FHIR_ALLOWED_ORIGINS is empty")
     serve.set_defaults(handler=_serve)
 
     evaluate = commands.add_parser(

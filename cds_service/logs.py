@@ -3,7 +3,12 @@
 Role in the data flow: cross-cutting. The service logs what an operator needs (service id,
 hookInstance, status, duration, error codes, failure reasons) and never request bodies, patient
 ids, names, birth dates or tokens. `RedactingFilter` is the safety net: whatever reaches a log
-record, a bearer token or JWT in it is replaced before it is written.
+record, a bearer token or JWT in it is replaced before it is written, and so are FHIR resource ids
+in URL paths (`/Patient/<id>` -> `/Patient/[id]`) and URL query strings (`?patient=<id>` ->
+`?[query]`), as a library's request line (urllib3 at DEBUG) would carry them. The filter sits on
+the one handler, which is the root logger's: every logger's records pass it, the package's and
+third-party libraries' alike. Third-party loggers are capped at WARNING unless the operator asks
+for them (CDS_LOG_THIRD_PARTY=true).
 """
 
 from __future__ import annotations
@@ -20,12 +25,26 @@ LOGGER_NAME = "lumbar_cds"
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-._~+/]+=*")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
 _TOKEN_FIELD = re.compile(r'(?i)("?(?:access_token|id_token|refresh_token|authorization)"?\s*[:=]\s*"?)[^",\s}]+')
+# A FHIR read or search in a URL path: /<ResourceType>/<id> (resource types are capitalised; our
+# own routes, /cds-services/<service_id>, are not). And any query string after a path or host.
+_FHIR_ID = re.compile(r"(/[A-Z][A-Za-z]{2,63}/)[A-Za-z0-9\-.]{1,64}")
+_QUERY = re.compile(r"(?<=[\w/.\]])\?[^\s\"']+")
+
+# Loggers of the libraries the service uses: capped at WARNING unless CDS_LOG_THIRD_PARTY=true
+# (urllib3 logs every request line at DEBUG, sqlalchemy every statement at INFO).
+THIRD_PARTY_LOGGERS = ("urllib3", "requests", "sqlalchemy", "alembic", "werkzeug", "gunicorn.error",
+                       "uvicorn", "uvicorn.error")
 
 
 def redact(text: str) -> str:
     text = _BEARER.sub(r"\1[REDACTED]", text)
     text = _JWT.sub("[REDACTED-JWT]", text)
-    return _TOKEN_FIELD.sub(r"\1[REDACTED]", text)
+    text = _TOKEN_FIELD.sub(r"\1[REDACTED]", text)
+    if "/" in text:
+        text = _FHIR_ID.sub(r"\1[id]", text)
+    if "?" in text:
+        text = _QUERY.sub("?[query]", text)
+    return text
 
 
 class RedactingFilter(logging.Filter):
@@ -50,6 +69,7 @@ class JsonLineFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "event": record.getMessage(),
+            "pid": record.process,  # which worker process wrote it
         }
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
@@ -80,18 +100,25 @@ class _CurrentStderrHandler(logging.StreamHandler):
         pass
 
 
-def configure_logging(level: str = "INFO") -> logging.Logger:
-    """Idempotent: one stderr handler on the package logger (and on gunicorn's error logger)."""
-    logger = logging.getLogger(LOGGER_NAME)
-    logger.setLevel(level.upper())
-    if not any(getattr(h, "_lumbar_cds", False) for h in logger.handlers):
+def configure_logging(level: str = "INFO", third_party: bool = False) -> logging.Logger:
+    """Idempotent: one redacting stderr handler, on the root logger, so that every record passes
+    the redaction (the package's, and urllib3's or a traceback's from any library); the package
+    logger at `level`; third-party loggers at WARNING unless `third_party` (CDS_LOG_THIRD_PARTY)."""
+    root = logging.getLogger()
+    if not any(getattr(h, "_lumbar_cds", False) for h in root.handlers):
         handler = _CurrentStderrHandler()
         handler.setFormatter(JsonLineFormatter())
         handler.addFilter(RedactingFilter())
         handler._lumbar_cds = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
-    # Werkzeug's own access log prints request lines; ours replaces it.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        root.addHandler(handler)
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.setLevel(level.upper())
+    for stale in [h for h in logger.handlers if getattr(h, "_lumbar_cds", False)]:
+        logger.removeHandler(stale)  # an older configuration's handler: the root's replaces it
+    for name in THIRD_PARTY_LOGGERS:
+        # Werkzeug's access log prints request lines; ours replaces it. Opted in, a library
+        # logs at its own level (NOTSET: the root's), still through the redacting handler.
+        logging.getLogger(name).setLevel(logging.NOTSET if third_party else logging.WARNING)
     return logger
 
 

@@ -16,6 +16,8 @@ from cds_service import cards_dir
 from cds_service.decide.rules import decide
 from cds_service.gather.prefetch import GatheredData
 from cds_service.hooks.envelope import HookRequest
+from cds_service.queries import build_query_plan
+from cds_service.read.local_codes import load_local_codes
 from cds_service.read.parser import parse_inputs
 from cds_service.read.valuesets import load_valuesets
 from cds_service.render.cards import CardRenderer
@@ -27,8 +29,12 @@ class Evaluator:
 
     def __init__(self, settings: dict):
         self.settings = settings
-        self.valuesets = load_valuesets()
+        # The shipped value sets plus the site's local codes (LOCAL_CODES_FILE), checked here at start-up.
+        local = settings.get("LOCAL_CODES_FILE")
+        self.valuesets = load_valuesets(local_codes=load_local_codes(local) if local else None)
         self.renderer = CardRenderer(cards_dir(settings.get("CARDS_DIR")))
+        # The prefetch templates and the service's own FHIR searches, narrowed from the value sets.
+        self.query_plan = build_query_plan(self.valuesets, settings)
 
     def evaluate(self, request: HookRequest, gathered: GatheredData, now: datetime) -> EvaluationResult:
         """`now` is an aware UTC datetime; its date is the reference date when no order has an
@@ -41,6 +47,7 @@ class Evaluator:
             Judgement(
                 order_reference=r.decision.order.reference,
                 order_code=_code_of(r.decision.order.code.system, r.decision.order.code.code),
+                order_recognised_by=r.decision.order.recognised_by,
                 topic=r.decision.topic,
                 indicator=r.decision.indicator,
                 rating=r.decision.rating,

@@ -15,7 +15,7 @@ import copy
 
 import pytest
 
-from tests.support.fhir_server import FhirServerBehaviour, LoopbackFhirServer
+from tests.support.medplum import MedplumFhirServer
 from tests.support.scenario import (
     PREFETCH_KEYS,
     README_PATH,
@@ -73,16 +73,27 @@ def test_scenario_with_full_prefetch(client, name, fixture):
     check_answer(response, request, fixture["expected"])
 
 
+@pytest.fixture(scope="module")
+def ehr_server():
+    """A real FHIR server (Medplum's search) that behaves as EHRs do: pages of 20 in no set
+    order, Observation searches refused without code or category (Epic), no code search on
+    Condition or Procedure (Oracle Health), and a bearer token required."""
+    with MedplumFhirServer(required_token=SCENARIO_TOKEN, max_page_size=20, shuffle=True,
+                           epic_observation_rule=True, no_code_search=["Condition", "Procedure"]) as server:
+        yield server
+
+
 @pytest.mark.parametrize(("name", "fixture"), SCENARIOS, ids=IDS)
-def test_scenario_fetched_from_fhir_server(client, name, fixture):
+def test_scenario_fetched_from_fhir_server(client, ehr_server, name, fixture):
     request = fixture["request"]
-    with LoopbackFhirServer(FhirServerBehaviour(required_token=SCENARIO_TOKEN)) as server:
-        assert load_fhir_server(server, request["prefetch"]) >= 1
-        response = client.post(service_path(request), json=without_prefetch(request, server.base_url))
-        check_answer(response, request, fixture["expected"])
-        # Every prefetch key was fetched, each time with the bearer token and nothing else.
-        assert {seen.path.split("/")[2] for seen in server.seen} == FETCHED_TYPES
-        assert {seen.authorization for seen in server.seen} == {f"Bearer {SCENARIO_TOKEN}"}
+    ehr_server.reset()
+    assert load_fhir_server(ehr_server, request["prefetch"]) >= 1
+    response = client.post(service_path(request), json=without_prefetch(request, ehr_server.base_url))
+    check_answer(response, request, fixture["expected"])
+    # Every prefetch key was fetched, each time with the bearer token and nothing else.
+    seen = ehr_server.seen()
+    assert {s.path.split("/")[2] for s in seen} == FETCHED_TYPES
+    assert {s.authorization for s in seen} == {f"Bearer {SCENARIO_TOKEN}"}
 
 
 def test_the_set_covers_the_pathway():

@@ -79,6 +79,8 @@ class OrderDecision:
     prior_imaging: PriorImaging | None = None
     prior_surgery: list[Evidence] = field(default_factory=list)
     unavailable_data: list[str] = field(default_factory=list)
+    incomplete_data: dict[str, str] = field(default_factory=dict)  # key -> why (§8.3)
+    rating_withheld: bool = False  # a rating was due but rests on incomplete data (§8.3)
     skipped_resources: list[str] = field(default_factory=list)
 
     @property

@@ -125,7 +125,21 @@ def decide(inputs: PathwayInputs) -> list[OrderDecision]:
         and in_window(p.evidence.date, REPEAT_WINDOW_DAYS, ref)
     ]
     latest_prior = max(prior, key=lambda p: p.evidence.date) if prior else None
-    return [_decide_order(inputs, order, active, cancelled, start, age, latest_prior) for order in inputs.orders]
+    decisions = [_decide_order(inputs, order, active, cancelled, start, age, latest_prior) for order in inputs.orders]
+    if inputs.incomplete_data:
+        for decision in decisions:
+            _withhold_rating(decision)
+    return decisions
+
+
+def _withhold_rating(decision: OrderDecision) -> None:
+    """clinical-specification.md §8.3: a rating that rests on the absence of something in data
+    that could not be read completely is not given (Argonaut PAMA guidance: when information is
+    insufficient the service SHALL NOT produce a rating). Cauda equina found is not an absence:
+    its emergency card and rating stand. The advice itself stands, and says what was not checked."""
+    if decision.rating is not None and decision.topic != CAUDA_EQUINA_RISK:
+        decision.rating = None
+        decision.rating_withheld = True
 
 
 def _decide_order(
@@ -146,6 +160,7 @@ def _decide_order(
         onset=start.onset, onset_is_lower_bound=start.lower_bound, onset_evidence=start.evidence,
         prior_surgery=list(inputs.spinal_surgery),
         unavailable_data=list(inputs.unavailable_data), skipped_resources=list(inputs.skipped_resources),
+        incomplete_data=dict(inputs.incomplete_data),
     )
     if start.onset is not None:
         days = max((ref - start.onset).days, 0)

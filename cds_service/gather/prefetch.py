@@ -2,37 +2,52 @@
 
 Role in the data flow: after envelope validation, before `read`. The prefetch component with
 explicit failure modes (as HAPI FHIR's CDS Hooks module has one), following CDS Hooks 2.0
-"Prefetch" and clinical-specification.md §7:
-- a key with a value is used as given;
-- a key whose value is `null` means the client knows there is no data: not fetched;
-- a key that is absent, or whose value is an OperationOutcome (the client's fetch failed), is
-  fetched from `fhirServer` with the `fhirAuthorization` bearer token, all such keys in parallel;
-- a required key (`patient`, `conditions`) that cannot be had -> CdsError 412;
-- an optional key that cannot be had -> listed in `unavailable`, so cards can say what was not seen.
+"Prefetch" and clinical-specification.md §8:
+- a key with a value is used as given; a searchset that is only a first page (it has a `next`
+  link, as the CDS Hooks sandbox sends it) is read to its end on fhirServer;
+- a key whose value is `null` means the client knows there is no data: known empty;
+- a key that is absent, whose value is an OperationOutcome (the client's fetch failed), or whose
+  value is not the shape FHIR says (not a Bundle of entries with resources of the key's type) is
+  fetched from `fhirServer` with the `fhirAuthorization` bearer token (the query plan's narrowed
+  searches, `gather.planner`), all keys in parallel on a pool of this call's own, pages of a key
+  in sequence, everything within one deadline (`GATHER_BUDGET_MS`);
+- every key ends complete, known empty, or incomplete with a reason (`GatheredData.incomplete`):
+  not-fetched, page-cap, entry-cap, budget, refused, error or unreadable. A rating that rests on
+  an incomplete key is not given (the decide stage);
+- a required key (`patient`, `conditions`) that cannot be had at all -> CdsError 412.
 """
 
 from __future__ import annotations
 
 import re
-from concurrent.futures import Executor
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 from urllib.parse import quote
 
-from cds_service.gather.fhir_client import FhirClient, FhirFetchError
+from cds_service.gather.fhir_client import FetchResult, FhirClient, FhirFetchError
+from cds_service.gather.planner import KeyPlan, QueryPlan
 from cds_service.hooks.envelope import HookRequest
 from cds_service.hooks.errors import CdsError
 from cds_service.hooks.registry import REQUIRED_PREFETCH_KEYS, ServiceDefinition
 
 _TEMPLATE_TOKEN = re.compile(r"\{\{\s*context\.(\w+)\s*\}\}")
+_AUTHORED = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
 
 
 @dataclass
 class GatheredData:
     data: dict[str, Any] = field(default_factory=dict)  # key -> FHIR JSON, or None (known empty)
-    fetched: list[str] = field(default_factory=list)  # keys read from fhirServer
-    unavailable: dict[str, str] = field(default_factory=dict)  # optional key -> why not seen
-    truncated: list[str] = field(default_factory=list)  # keys cut short by the page cap
+    fetched: list[str] = field(default_factory=list)  # keys read (at least in part) from fhirServer
+    unavailable: dict[str, str] = field(default_factory=dict)  # optional key not had at all -> why
+    truncated: list[str] = field(default_factory=list)  # keys cut short (page cap, entry cap, budget)
+    incomplete: dict[str, str] = field(default_factory=dict)  # key -> not-fetched|page-cap|...|unreadable
+    requests: int = 0  # requests sent to fhirServer
+
+    def mark_incomplete(self, key: str, kind: str) -> None:
+        self.incomplete.setdefault(key, kind)
 
 
 def render_template(template: str, context: dict) -> str | None:
@@ -55,50 +70,187 @@ def _is_operation_outcome(value: Any) -> bool:
     return isinstance(value, dict) and value.get("resourceType") == "OperationOutcome"
 
 
-def gather(
-    request: HookRequest,
-    service: ServiceDefinition,
-    settings: dict,
-    executor: Executor,
-) -> GatheredData:
-    gathered = GatheredData()
-    to_fetch: dict[str, str] = {}
-    for key, template in service.prefetch.items():
-        if key in request.prefetch and not _is_operation_outcome(request.prefetch[key]):
-            gathered.data[key] = request.prefetch[key]  # may be None: known empty
-            continue
-        if not request.fhir_server:
-            _unavailable(gathered, key, "no fhirServer to fetch it from")
-            continue
-        relative = render_template(template, request.context)
-        if relative is None:
-            _unavailable(gathered, key, "the context lacks a value its query needs")
-            continue
-        to_fetch[key] = relative
+def shape_problem(value: Any, resource_type: str | None) -> str | None:
+    """Why a prefetch value is not the shape FHIR says, or None. A search key is a Bundle whose
+    `entry` is a list of objects, each with a `resource` of the key's type (an OperationOutcome
+    entry is allowed); `patient` is a Patient (or a Bundle holding one)."""
+    if not isinstance(value, dict):
+        return "not a FHIR resource"
+    kind = value.get("resourceType")
+    if kind == resource_type and resource_type == "Patient":
+        return None
+    if kind != "Bundle":
+        return "not a Bundle" if kind else "no resourceType"
+    entries = value.get("entry", [])
+    if not isinstance(entries, list):
+        return "entry is not a list"
+    links = value.get("link", [])
+    if not isinstance(links, list):
+        return "link is not a list"
+    for entry in entries:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+            return "an entry holds no resource"
+        if resource_type and resource["resourceType"] not in (resource_type, "OperationOutcome", "Bundle"):
+            return f"an entry is a {resource['resourceType'][:40]}, not a {resource_type}"
+    return None
 
-    if to_fetch:
-        client = FhirClient(
-            request.fhir_server,
-            request.access_token,
-            connect_timeout=settings["FHIR_CONNECT_TIMEOUT"],
-            read_timeout=settings["FHIR_READ_TIMEOUT"],
-            max_pages=settings["FHIR_MAX_PAGES"],
-        )
-        futures = {key: executor.submit(client.read, relative) for key, relative in to_fetch.items()}
-        for key, future in futures.items():
-            try:
-                result = future.result()
-            except FhirFetchError as error:
-                _unavailable(gathered, key, error.reason)
+
+def reference_date_floor(request: HookRequest, today: date) -> date:
+    """The earliest reference date any judged order can have (its authoredOn, else today): the
+    date floors of the service's own queries count back from it, so narrowing loses nothing."""
+    dates = []
+    orders = request.draft_orders if isinstance(request.draft_orders, dict) else {}
+    for entry in orders.get("entry") or []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        authored = resource.get("authoredOn") if isinstance(resource, dict) else None
+        match = _AUTHORED.match(authored) if isinstance(authored, str) else None
+        try:
+            dates.append(date(*map(int, match.groups())) if match else today)
+        except ValueError:
+            dates.append(today)
+    return min(dates) if dates else today
+
+
+def gather(request: HookRequest, service: ServiceDefinition, settings: dict, plan: QueryPlan | None,
+           today: date) -> GatheredData:
+    gathered = GatheredData()
+    deadline = time.monotonic() + settings.get("GATHER_BUDGET_MS", 3000) / 1000
+    plan = plan or QueryPlan()
+    jobs: dict[str, tuple[str, Any]] = {}  # key -> ("follow", first page) | ("fetch", KeyPlan | template)
+    for key, template in service.prefetch.items():
+        key_plan = plan.keys.get(key)
+        expected = key_plan.resource_type if key_plan else template.split("?")[0].split("/")[0]
+        if key in request.prefetch and not _is_operation_outcome(request.prefetch[key]):
+            value = request.prefetch[key]
+            if value is None:
+                gathered.data[key] = None  # known empty
                 continue
-            gathered.data[key] = result.body
-            gathered.fetched.append(key)
-            if result.truncated:
+            if shape_problem(value, expected) is None:
+                gathered.data[key] = value
+                if isinstance(value, dict) and value.get("resourceType") == "Bundle" and _has_next(value):
+                    jobs[key] = ("follow", value)  # a first page only: read the rest
+                continue
+            # Present but unusable: never "no data". Fetched instead; incomplete if it cannot be.
+            gathered.mark_incomplete(key, "unreadable")
+        jobs[key] = ("fetch", key_plan or template)
+    if not jobs:
+        return gathered
+    if not request.fhir_server:
+        for key, (job, _) in jobs.items():
+            if job == "follow":
+                gathered.mark_incomplete(key, "not-fetched")
                 gathered.truncated.append(key)
+            else:
+                _unavailable(gathered, key, "no fhirServer to fetch it from")
+        return gathered
+
+    reference = reference_date_floor(request, today)
+    clients: list[FhirClient] = []
+
+    def client() -> FhirClient:
+        made = FhirClient(
+            request.fhir_server, request.access_token,
+            connect_timeout=settings["FHIR_CONNECT_TIMEOUT"], read_timeout=settings["FHIR_READ_TIMEOUT"],
+            max_pages=settings["FHIR_MAX_PAGES"], max_bytes=settings.get("FHIR_MAX_BYTES_PER_KEY", 20_000_000),
+            max_entries=settings.get("FHIR_MAX_ENTRIES_PER_KEY", 50_000), deadline=deadline,
+        )
+        clients.append(made)
+        return made
+
+    def run(key: str, job: str, what: Any) -> FetchResult:
+        if job == "follow":
+            return client().follow(what)
+        if isinstance(what, KeyPlan):
+            return _fetch_planned(client(), what, request, reference)
+        relative = render_template(what, request.context)
+        if relative is None:
+            raise FhirFetchError("the context lacks a value its query needs", kind="not-fetched")
+        return client().read(relative)
+
+    # A pool of this call's own: a slow EHR holds only its own calls' threads (never another's).
+    pool = ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="gather")  # one per key
+    try:
+        futures = {key: pool.submit(run, key, job, what) for key, (job, what) in jobs.items()}
+        wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()) + 0.05)
+        for key, future in futures.items():
+            _collect(gathered, key, jobs[key][0], future)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    gathered.requests = sum(c.requests for c in clients)
     return gathered
 
 
-def _unavailable(gathered: GatheredData, key: str, reason: str) -> None:
-    if key in REQUIRED_PREFETCH_KEYS:
+def _collect(gathered: GatheredData, key: str, job: str, future) -> None:
+    if not future.done():
+        if job == "follow":
+            gathered.mark_incomplete(key, "budget")
+            gathered.truncated.append(key)
+        else:
+            _unavailable(gathered, key, "the gathering budget ran out", "budget")
+        return
+    try:
+        result = future.result()
+    except FhirFetchError as error:
+        if job == "follow":
+            gathered.mark_incomplete(key, error.kind)
+            gathered.truncated.append(key)
+        else:
+            _unavailable(gathered, key, error.reason, error.kind)
+        return
+    gathered.data[key] = result.body
+    gathered.fetched.append(key)
+    if result.stopped:
+        gathered.truncated.append(key)
+        gathered.mark_incomplete(key, result.stopped)
+    elif job == "fetch":
+        gathered.incomplete.pop(key, None)  # an unreadable prefetch replaced by a complete fetch
+
+
+def _fetch_planned(client: FhirClient, plan: KeyPlan, request: HookRequest, reference: date) -> FetchResult:
+    """The key's narrowed searches, merged; a refused search is asked again with fewer parameters."""
+    if not plan.queries:
+        relative = render_template(plan.template, request.context)
+        if relative is None:
+            raise FhirFetchError("the context lacks a value its query needs", kind="not-fetched")
+        return client.read(relative)
+    merged: dict | None = None
+    stopped = None
+    seen: set[str] = set()
+    for query in plan.queries:
+        result = None
+        for step in range(query.steps):
+            try:
+                result = client.read(query.url(request.patient_id, reference, step))
+                break
+            except FhirFetchError as error:
+                if error.kind != "refused" or step == query.steps - 1:
+                    raise
+        if merged is None:
+            merged = {k: v for k, v in result.body.items() if k != "entry"}
+            merged["entry"] = []
+        # Two searches of one key may return the same resource once each: keep it once.
+        for entry in result.body.get("entry") or []:
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            rid = f"{resource.get('resourceType')}/{resource.get('id')}" if isinstance(resource, dict) and resource.get("id") else None
+            if rid is None or rid not in seen:
+                merged["entry"].append(entry)
+                if rid:
+                    seen.add(rid)
+        stopped = stopped or result.stopped
+    return FetchResult(merged or {"resourceType": "Bundle", "entry": []}, 1, stopped, client.requests)
+
+
+def _has_next(bundle: dict) -> bool:
+    links = bundle.get("link")
+    return isinstance(links, list) and any(
+        isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str)
+        for link in links
+    )
+
+
+def _unavailable(gathered: GatheredData, key: str, reason: str, kind: str = "not-fetched") -> None:
+    if key in REQUIRED_PREFETCH_KEYS and key not in gathered.data:
         raise CdsError("LCDS-1412", {"key": key, "reason": reason}, field=f"prefetch.{key}")
     gathered.unavailable[key] = reason
+    gathered.mark_incomplete(key, kind)

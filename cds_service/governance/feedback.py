@@ -46,6 +46,9 @@ def _string(value, index: int, name: str, limit: int, required: bool = True) -> 
         raise _bad(index, f"'{name}' must not be empty")
     if len(value) > limit:
         raise _bad(index, f"'{name}' is longer than {limit} characters")
+    if "\x00" in value:
+        # PostgreSQL refuses NUL in text: a 400 the client can act on, not a 503 it would retry.
+        raise _bad(index, f"'{name}' must not contain the NUL character (U+0000)")
     return value
 
 
@@ -58,7 +61,11 @@ def parse_timestamp(value, index: int) -> datetime:
     if moment.tzinfo is None:
         # CDS Hooks 2.0: an ISO 8601 instant; without an offset the moment is ambiguous.
         raise _bad(index, "'outcomeTimestamp' must include a time zone offset (e.g. Z)")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        # 9999-12-31T23:59:59-10:00 or 0001-01-01T00:30:00+01:00: no such instant in UTC.
+        raise _bad(index, "'outcomeTimestamp' is out of range (years 1 to 9999 in UTC)") from None
 
 
 def parse_item(item, index: int) -> dict:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from cds_service.hooks.errors import CdsError
 from cds_service.hooks.registry import ServiceDefinition
 
@@ -67,7 +69,45 @@ def _optional(obj: dict, key: str, expected: type | tuple, path: str, expected_n
 def _non_empty(value: str, path: str) -> str:
     if not value.strip():
         raise CdsError("LCDS-1006", {"field": path, "reason": "must not be empty"}, field=path)
+    return _no_nul(value, path)
+
+
+# PostgreSQL refuses NUL (U+0000) in text, and no CDS Hooks identifier needs one: a request whose
+# ids (which the governance store keeps) hold one is refused here, with a 400 naming the field.
+# (Lone surrogates, the other strings a database cannot store, never get past the JSON parser.)
+NUL_REASON = "must not contain the NUL character (U+0000)"
+
+
+def _no_nul(value: str | None, path: str) -> str | None:
+    if value is not None and "\x00" in value:
+        raise CdsError("LCDS-1006", {"field": path, "reason": NUL_REASON}, field=path)
     return value
+
+
+def _nul_path(value: Any, path: str) -> str | None:
+    """The path of the first string (key or value) holding NUL inside `value`, or None."""
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                return where
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                if "\x00" in key:
+                    return where
+                stack.append((child, f"{where}.{key}"))
+        elif isinstance(node, list):
+            stack.extend((child, f"{where}[{index}]") for index, child in enumerate(node))
+    return None
+
+
+def _check_no_nul(value: Any, path: str) -> None:
+    # orjson writes NUL as the escape \u0000: one C-speed scan; the walk runs only on a hit.
+    if b"\\u0000" in orjson.dumps(value):
+        where = _nul_path(value, path)
+        if where is not None:
+            raise CdsError("LCDS-1006", {"field": where, "reason": NUL_REASON}, field=where)
 
 
 def _validate_bundle(bundle: dict, path: str) -> None:
@@ -108,7 +148,7 @@ def parse_hook_request(body: Any, service: ServiceDefinition) -> HookRequest:
         )
     hook_instance = _non_empty(_require(body, "hookInstance", str, "hookInstance", "string"), "hookInstance")
 
-    fhir_server = _optional(body, "fhirServer", str, "fhirServer", "string (URL)")
+    fhir_server = _no_nul(_optional(body, "fhirServer", str, "fhirServer", "string (URL)"), "fhirServer")
     fhir_authorization = _optional(body, "fhirAuthorization", dict, "fhirAuthorization", "object")
     if fhir_authorization is not None:
         if not fhir_server:
@@ -128,10 +168,13 @@ def parse_hook_request(body: Any, service: ServiceDefinition) -> HookRequest:
     patient_id = _non_empty(
         _require(context, "patientId", str, "context.patientId", "string"), "context.patientId"
     )
-    encounter_id = _optional(context, "encounterId", str, "context.encounterId", "string")
+    encounter_id = _no_nul(
+        _optional(context, "encounterId", str, "context.encounterId", "string"), "context.encounterId"
+    )
 
     draft_orders = _require(context, "draftOrders", dict, "context.draftOrders", "object (Bundle)")
     _validate_bundle(draft_orders, "context.draftOrders")
+    _check_no_nul(draft_orders, "context.draftOrders")  # order ids and codes are stored too
 
     selections: list[str] = []
     if hook == "order-select":
@@ -140,6 +183,7 @@ def parse_hook_request(body: Any, service: ServiceDefinition) -> HookRequest:
             if not isinstance(item, str):
                 where = f"context.selections[{index}]"
                 raise CdsError("LCDS-1004", {"field": where, "expected": "string"}, field=where)
+            _no_nul(item, f"context.selections[{index}]")
         selections = list(raw)
 
     prefetch = _optional(body, "prefetch", dict, "prefetch", "object") or {}

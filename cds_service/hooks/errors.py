@@ -10,6 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The reasons of LCDS-1412 a caller may read. Any other reason (a fetch's "could not connect",
+# "HTTP 404", "answer is not JSON", ...) would let a caller map the network behind fhirServer: the
+# answer says only PUBLIC_FETCH_FAILURE, and the reason goes to the log (app.handle_cds_error).
+PUBLIC_1412_REASONS = frozenset({"no fhirServer to fetch it from", "the context lacks a value its query needs"})
+PUBLIC_FETCH_FAILURE = "the EHR's FHIR server did not answer usably"
+
 # code -> (HTTP status, message template). Templates name fields, never values from the request.
 MESSAGES: dict[str, tuple[int, str]] = {
     "LCDS-1001": (400, "The request body is not valid JSON."),
@@ -22,14 +28,16 @@ MESSAGES: dict[str, tuple[int, str]] = {
     "LCDS-1008": (400, "'fhirAuthorization' is given without 'fhirServer'."),
     "LCDS-1009": (400, "Field '{field}' is not an allowed FHIR server: {reason}."),
     "LCDS-1010": (400, "Feedback item {index} is invalid: {reason}."),
+    "LCDS-1011": (400, "Too many orders: '{field}' holds {count}; at most {limit} orders are judged in one call."),
     "LCDS-1401": (401, "Authentication required."),
     "LCDS-1403": (403, "Forbidden."),
     "LCDS-1404": (404, "No CDS service with id '{service}'."),
     "LCDS-1405": (405, "Method {method} is not allowed here."),
+    "LCDS-1408": (408, "The request body did not arrive within {limit} seconds."),
     "LCDS-1413": (413, "The request body is larger than {limit} bytes."),
     "LCDS-1414": (413, "'{field}' has more than {limit} entries."),
     "LCDS-1415": (415, "The request body must be JSON (Content-Type: application/json)."),
-    "LCDS-1412": (412, "Required data '{key}' could not be read from prefetch or fetched from fhirServer: {reason}."),
+    "LCDS-1412": (412, "Required data '{key}' could not be read from prefetch or fetched from fhirServer: {public_reason}."),
     "LCDS-1429": (429, "Too many requests."),
     "LCDS-1500": (500, "Internal error; the request was not processed. Reference: {reference}."),
     "LCDS-1503": (503, "The governance store is unavailable; nothing was stored. Retry later."),
@@ -52,8 +60,12 @@ class CdsError(Exception):
     @property
     def message(self) -> str:
         template = MESSAGES[self.code][1]
+        params = dict(self.params or {})
+        if self.code == "LCDS-1412":
+            reason = params.get("reason")
+            params["public_reason"] = reason if reason in PUBLIC_1412_REASONS else PUBLIC_FETCH_FAILURE
         try:
-            return template.format(**(self.params or {}))
+            return template.format(**params)
         except (KeyError, IndexError):
             return template
 

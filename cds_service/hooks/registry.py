@@ -7,7 +7,7 @@ in which draft orders they judge (order-select: the selected ones; order-sign: a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 # Prefetch keys. clinical-specification.md §7 fixes the first three; the others are of our own naming
 # (procedures for spinal surgery and prior imaging, medications for corticosteroids, imaging).
@@ -76,7 +76,10 @@ SERVICES: tuple[ServiceDefinition, ...] = (
 class ServiceRegistry:
     """Services by id, in discovery order."""
 
-    def __init__(self, services: tuple[ServiceDefinition, ...] = SERVICES):
+    def __init__(self, services: tuple[ServiceDefinition, ...] = SERVICES, prefetch: dict[str, str] | None = None):
+        # `prefetch`: the deployment's narrowed templates (cds_service.queries), for every service.
+        if prefetch is not None:
+            services = tuple(replace(s, prefetch=dict(prefetch)) for s in services)
         self._by_id = {s.id: s for s in services}
 
     def get(self, service_id: str) -> ServiceDefinition | None:

@@ -101,6 +101,7 @@ class ImagingOrder:
     priority: str | None = None
     authored_on: date | None = None
     resource: dict = field(default_factory=dict, compare=False, repr=False)  # raw JSON, for updates
+    recognised_by: str = "code"  # "code" | "local-code" | "name" (clinical-specification.md §2.2)
 
 
 @dataclass
@@ -115,5 +116,8 @@ class PathwayInputs:
     spinal_surgery: list[Evidence] = field(default_factory=list)
     corticosteroids: list[Evidence] = field(default_factory=list)
     orders: list[ImagingOrder] = field(default_factory=list)  # the orders to judge
-    unavailable_data: list[str] = field(default_factory=list)  # prefetch keys not seen
+    unavailable_data: list[str] = field(default_factory=list)  # prefetch keys not (wholly) seen
+    # key -> why it is incomplete (not-fetched, page-cap, entry-cap, budget, refused, error,
+    # unreadable): a rating resting on it is not given (clinical-specification.md §8.3).
+    incomplete_data: dict[str, str] = field(default_factory=dict)
     skipped_resources: list[str] = field(default_factory=list)  # malformed, e.g. "Condition/7"

@@ -29,7 +29,7 @@ IGNORED_OBSERVATION_STATUS = frozenset({"entered-in-error", "cancelled"})
 def read_observation(ctx: ReadContext, resource: dict, full_url: str | None) -> None:
     code = resource.get("code")
     matches = ctx.lookup(concepts_of(code))
-    pvr = _is_post_void_residual(ctx, code)
+    pvr = any(hit.attr("measure") == "post-void-residual" for hit in matches) or _is_post_void_residual(ctx, code)
     if not matches and not pvr:
         return
     if resource.get("status") in IGNORED_OBSERVATION_STATUS:
@@ -119,6 +119,8 @@ def _weight(ctx: ReadContext, resource: dict, ref: str, entry: Entry, when: date
 
 
 def _is_post_void_residual(ctx: ReadContext, code: Any) -> bool:
+    """The deprecated POST_VOID_RESIDUAL_CODES setting (`system|code`), still read when set; a site now
+    lists its post-void residual codes in LOCAL_CODES_FILE (`measure: post-void-residual`)."""
     configured = ctx.settings.get("POST_VOID_RESIDUAL_CODES") or ()
     if not configured:
         return False

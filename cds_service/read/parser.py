@@ -73,9 +73,13 @@ def parse_inputs(request: HookRequest, gathered: GatheredData, valuesets: ValueS
     bilateral_sciatica(ctx)
     weight_loss(ctx)
     prolonged_steroids(ctx)
-    ctx.inputs.unavailable_data = list(ctx.gathered.unavailable) + [
-        f"{key} (incomplete: page limit reached)" for key in ctx.gathered.truncated
-    ]
+    incomplete = dict(ctx.gathered.incomplete)
+    for key in ctx.gathered.unavailable:
+        incomplete.setdefault(key, "not-fetched")
+    for key in ctx.gathered.truncated:
+        incomplete.setdefault(key, "page-cap")
+    ctx.inputs.incomplete_data = incomplete
+    ctx.inputs.unavailable_data = list(incomplete)
     return ctx.inputs
 
 

@@ -45,7 +45,7 @@ class CardContent:
         self.common = self._load(common_path)
         for key in ("topic_system", "override_reason_system", "system_action_description",
                     "suggested_studies", "physical_therapy", "study_labels", "red_flag_groups",
-                    "data_labels", "partials", "rating_labels", "acr_variants", "code_system_names"):
+                    "data_labels", "gap_reasons", "partials", "rating_labels", "acr_variants", "code_system_names"):
             if key not in self.common:
                 raise CardContentError(f"{common_path.name}: missing key {key!r}")
 

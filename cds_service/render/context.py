@@ -42,6 +42,12 @@ class CardContext:
             "reference": ref(evidence.reference),
         }
 
+    def gap(self, key: str, why: str | None) -> str:
+        """One "what could not be checked" phrase: "temperature and weight (the EHR refused the search)"."""
+        label = self.common["data_labels"].get(key.rstrip("0123456789"), md(key, 40))
+        reason = self.common["gap_reasons"].get(why or "", "")
+        return f"{label} ({reason})" if reason else label
+
     @staticmethod
     def fact(fact: RedFlagFact) -> dict:
         return {
@@ -79,7 +85,8 @@ class CardContext:
             "evidence": [self.evidence_item(e) for e in decision.evidence],
             "red_flag_groups": groups,
             "documented_absent": [self.fact(f) for f in decision.documented_absent],
-            "unavailable_data": [common["data_labels"].get(k, md(k, 40)) for k in decision.unavailable_data],
+            "unavailable_data": [self.gap(key, decision.incomplete_data.get(key)) for key in decision.unavailable_data],
+            "rating_withheld": decision.rating_withheld,
             "skipped_resources": [ref(r) for r in decision.skipped_resources],
             "onset": iso(decision.onset),
             "onset_is_lower_bound": decision.onset_is_lower_bound,

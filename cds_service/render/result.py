@@ -21,6 +21,7 @@ class Judgement:
     card_uuid: str | None
     consult_id: str | None  # the pama-rating-consult-id urn:uuid
     suggestion_uuids: tuple[str, ...] = ()
+    order_recognised_by: str | None = None  # how the order was recognised as lumbar imaging (<= 16 chars)
 
 
 @dataclass

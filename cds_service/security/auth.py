@@ -35,7 +35,7 @@ from flask import Flask, current_app, g, request
 from cds_service.hooks.errors import CdsError
 from cds_service.logs import get_logger, log_event
 from cds_service.security.jwks import JwksError, RemoteKeySets, check_jwks_url, load_key_set_file
-from cds_service.security.replay import ReplayStoreError, create_replay_store
+from cds_service.security.replay import ReplayStoreError, ReplayUnknown, create_replay_store
 
 log = get_logger("auth")
 
@@ -269,8 +269,10 @@ class Authenticator:
             raise AuthFailure("exp is more than an hour away")
         # Remember the jti until the token could no longer be accepted anyway.
         ttl = int(remaining) + self.leeway + 1
-        try:
-            first = self.replay_store.first_use(issuer.iss, jti, ttl)
+        try:  # (PyJWT checked that iat is a number)
+            first = self.replay_store.first_use(issuer.iss, jti, ttl, float(claims["iat"]))
+        except ReplayUnknown as error:
+            raise AuthFailure(f"jti cannot be checked: {error}") from None
         except ReplayStoreError as error:
             # Fail closed: without the replay store we cannot tell a replay from a first use.
             raise AuthFailure(f"replay store unavailable ({error})") from None
@@ -350,22 +352,28 @@ def build_authenticator(settings: dict) -> Authenticator:
         )
     return Authenticator(
         issuers,
-        create_replay_store(settings.get("REDIS_URL")),
+        create_replay_store(settings),
         leeway=int(settings.get("JWT_LEEWAY_SECONDS", 30)),
         jwks_timeout=float(settings.get("JWKS_TIMEOUT", 3.0)),
     )
+
+
+_warned_per_process: list[bool] = []  # the warning below is said once per process
 
 
 def init_app(app: Flask) -> None:
     """Register the JWT check on discovery, services and feedback (when AUTH_REQUIRED)."""
     if not app.config.get("AUTH_REQUIRED"):
         return
-    authenticator = build_authenticator(app.config)
-    app.extensions["lumbar_cds_auth"] = authenticator
-    log_event(
-        log, "client authentication on", issuers=sorted(authenticator.issuers),
-        replay_store="redis" if app.config.get("REDIS_URL") else "memory",
-    )
+    app.extensions["lumbar_cds_auth"] = authenticator = build_authenticator(app.config)
+    store = authenticator.replay_store
+    log_event(log, "client authentication on", issuers=sorted(authenticator.issuers),
+              replay_store=type(store).__name__.removesuffix("ReplayStore").lower())
+    if not store.shared and not _warned_per_process:
+        _warned_per_process.append(True)
+        log_event(log, "the jti replay store is per process: with several workers a token can be "
+                  "replayed once per worker; make the instance folder writable or set CDS_REDIS_URL",
+                  logging.WARNING)
 
     @app.before_request
     def require_client_jwt():
@@ -380,8 +388,8 @@ def init_app(app: Flask) -> None:
             )
         except AuthFailure as failure:
             # The route, not the raw path: nothing the caller typed reaches the log.
-            route = request.url_rule.rule if request.url_rule else "(no route)"
-            fields = {"reason": str(failure), "method": request.method, "path": route}
+            fields = {"reason": str(failure), "method": request.method,
+                      "path": request.url_rule.rule if request.url_rule else "(no route)"}
             if failure.iss:
                 fields["iss"] = failure.iss[:200]  # names the client, to help configure trust
             log_event(log, "client authentication failed", logging.WARNING, **fields)

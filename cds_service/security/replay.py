@@ -2,20 +2,29 @@
 
 Role in the data flow: the last step of `auth`, after the signature and claims are verified
 (CDS Hooks 2.0 "Trusting CDS Clients": jti is "a nonce string value that uniquely identifies
-this authentication JWT", used to prevent replay). Two implementations:
-- `MemoryReplayStore`: in process, thread-safe, entries expire with their token (default);
-- `RedisReplayStore`: `SET key 1 NX EX ttl`, atomic in Redis, so several workers and instances
-  behind a load balancer share one memory of used tokens (CDS_REDIS_URL).
-Keys are SHA-256 digests of issuer and jti, so a hostile jti cannot make huge keys.
+this authentication JWT", used to prevent replay). Three implementations:
+- `SqliteReplayStore` (the default): a table in an embedded SQLite file in the instance folder,
+  shared by every worker process of the host; the key is unique, so an insert either records a
+  first use or finds the jti taken, atomically across processes; expired rows are purged;
+- `RedisReplayStore`: `SET key 1 NX EX ttl`, atomic in Redis, so several hosts behind a load
+  balancer share one memory of used tokens (CDS_REDIS_URL). A Redis that keeps nothing across
+  a restart (no append-only file) has forgotten the jtis it held: a token issued before the Redis
+  server started is then refused (`ReplayUnknown`), as no one can say it was not used;
+- `MemoryReplayStore`: in process, thread-safe; the fallback when the SQLite file cannot be
+  opened (one worker only: the app warns at start-up).
+Keys are SHA-256 digests of issuer and jti (unique per issuer), so a hostile jti cannot make huge
+keys.
 """
 
 from __future__ import annotations
 
 import hashlib
 import heapq
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
 
@@ -23,8 +32,14 @@ class ReplayStoreError(Exception):
     """The store could not answer (e.g. Redis unreachable): the token is then refused."""
 
 
+class ReplayUnknown(ReplayStoreError):
+    """The store cannot tell whether the token was used (issued before its memory began)."""
+
+
 class ReplayStore(Protocol):
-    def first_use(self, issuer: str, jti: str, ttl_seconds: int) -> bool:
+    shared: bool  # True when every worker process of the host sees the same store
+
+    def first_use(self, issuer: str, jti: str, ttl_seconds: int, issued_at: float | None = None) -> bool:
         """Record (issuer, jti) for `ttl_seconds`; True if it was not seen before."""
 
 
@@ -33,6 +48,8 @@ def replay_key(issuer: str, jti: str) -> str:
 
 
 class MemoryReplayStore:
+    shared = False
+
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self._clock = clock
         self._expiry: dict[str, float] = {}
@@ -45,7 +62,7 @@ class MemoryReplayStore:
             if self._expiry.get(key) == expiry:
                 del self._expiry[key]
 
-    def first_use(self, issuer: str, jti: str, ttl_seconds: int) -> bool:
+    def first_use(self, issuer: str, jti: str, ttl_seconds: int, issued_at: float | None = None) -> bool:
         key = replay_key(issuer, jti)
         with self._lock:
             now = self._clock()
@@ -62,26 +79,142 @@ class MemoryReplayStore:
             return len(self._expiry)
 
 
+class SqliteReplayStore:
+    """Used jtis in an SQLite file: every worker of the host inserts into the same table."""
+
+    shared = True
+    PURGE_INTERVAL_SECONDS = 60.0
+
+    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time):
+        self.path = str(Path(path).expanduser().resolve())
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._clock = clock  # wall clock: the processes sharing the file share no other
+        self._local = threading.local()
+        self._next_purge = 0.0
+        try:
+            connection = self._connection()
+            connection.execute("CREATE TABLE IF NOT EXISTS lcds_replay "
+                               "(key TEXT PRIMARY KEY, expires_at REAL NOT NULL)")
+            connection.execute("CREATE INDEX IF NOT EXISTS ix_lcds_replay_expires_at ON lcds_replay (expires_at)")
+        except sqlite3.Error as error:
+            raise ReplayStoreError(f"cannot open the replay store file: {type(error).__name__}") from None
+
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            # One connection per thread, in autocommit: each statement is its own transaction.
+            connection = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA busy_timeout=5000")
+            self._local.connection = connection
+        return connection
+
+    def first_use(self, issuer: str, jti: str, ttl_seconds: int, issued_at: float | None = None) -> bool:
+        key = replay_key(issuer, jti)
+        now = self._clock()
+        try:
+            connection = self._connection()
+            if now >= self._next_purge:
+                self._next_purge = now + self.PURGE_INTERVAL_SECONDS
+                connection.execute("DELETE FROM lcds_replay WHERE expires_at <= ?", (now,))
+            # Insert or fail, in one statement: a live row of this key makes it change nothing;
+            # an expired one (not purged yet) is taken over, as the token it guarded is dead.
+            cursor = connection.execute(
+                "INSERT INTO lcds_replay (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+                "SET expires_at = excluded.expires_at WHERE lcds_replay.expires_at <= ?",
+                (key, now + max(1, ttl_seconds), now),
+            )
+            return cursor.rowcount == 1
+        except sqlite3.Error as error:
+            raise ReplayStoreError(type(error).__name__) from None
+
+    def __len__(self) -> int:
+        return self._connection().execute(
+            "SELECT count(*) FROM lcds_replay WHERE expires_at > ?", (self._clock(),)).fetchone()[0]
+
+    def close(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+
 class RedisReplayStore:
     PREFIX = "lumbar-cds:jti:"
+    # The moment the server's memory of jtis began, kept in Redis without expiry (so every worker
+    # reads the same): when it is gone, Redis restarted (or was flushed) and it is learnt again.
+    SENTINEL = "lumbar-cds:replay-memory-since"
+    shared = True
 
-    def __init__(self, url: str, *, timeout: float = 2.0):
+    def __init__(self, url: str, *, timeout: float = 2.0, clock: Callable[[], float] = time.time):
         import redis  # imported here: only deployments that set CDS_REDIS_URL need it
 
         self._redis = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         self._errors = (redis.RedisError, OSError)
+        self._response_error = redis.ResponseError
+        self._clock = clock
+        self._persistent: bool | None = None  # does Redis keep its keys across a restart?
 
-    def first_use(self, issuer: str, jti: str, ttl_seconds: int) -> bool:
+    def first_use(self, issuer: str, jti: str, ttl_seconds: int, issued_at: float | None = None) -> bool:
         try:
             # SET NX EX is one atomic command: two workers racing with the same token cannot
-            # both see "not set".
-            return bool(self._redis.set(self.PREFIX + replay_key(issuer, jti), b"1", nx=True, ex=max(1, ttl_seconds)))
-        except self._errors as error:
+            # both see "not set". The memory's start rides in the same round trip.
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.set(self.PREFIX + replay_key(issuer, jti), b"1", nx=True, ex=max(1, ttl_seconds))
+            pipe.get(self.SENTINEL)
+            was_set, since = pipe.execute()
+            memory_since = float(since) if since is not None else self._learn_memory_since()
+            if self._persistent is None:
+                self._persistent = self._persists()
+        except (ValueError, *self._errors) as error:
             raise ReplayStoreError(type(error).__name__) from None
+        if not self._persistent and issued_at is not None and issued_at < memory_since:
+            raise ReplayUnknown("token issued before the Redis server started (it keeps no jtis across restarts)")
+        return bool(was_set)
+
+    def memory_since(self) -> float:
+        """When the server's memory of jtis began (its start), as the store reads it."""
+        since = self._redis.get(self.SENTINEL)
+        return float(since) if since is not None else self._learn_memory_since()
+
+    def _learn_memory_since(self) -> float:
+        uptime = int(self._redis.info("server").get("uptime_in_seconds", 0))
+        # Uptime counts whole seconds: the server started up to a second before now - uptime.
+        started = float(int(self._clock()) - uptime - 1)
+        self._persistent = self._persists()
+        self._redis.set(self.SENTINEL, str(started).encode(), nx=True)
+        return started
+
+    def _persists(self) -> bool:
+        """True when Redis keeps its keys across a restart: an append-only file. (RDB snapshots
+        lose every key set since the last one.) When it cannot be told, assume it keeps nothing."""
+        try:
+            return self._redis.config_get("appendonly").get("appendonly") == "yes"
+        except self._response_error:  # CONFIG renamed or disabled, as managed Redis often has it
+            pass
+        try:
+            return str(self._redis.info("persistence").get("aof_enabled", 0)) == "1"
+        except self._errors:
+            return False
 
     def close(self) -> None:
         self._redis.close()
 
 
-def create_replay_store(redis_url: str | None) -> MemoryReplayStore | RedisReplayStore:
-    return RedisReplayStore(redis_url) if redis_url else MemoryReplayStore()
+def replay_file(settings: dict) -> Path:
+    """The host-wide replay store: an SQLite file in the instance folder, beside the embedded
+    governance store (CDS_DATABASE_PATH's folder), whatever database the governance store uses."""
+    database = Path(settings.get("DATABASE_PATH") or "instance/lumbar-cds.sqlite3")
+    return database.expanduser().resolve().parent / "lumbar-cds-replay.sqlite3"
+
+
+def create_replay_store(settings: dict):
+    """Redis when CDS_REDIS_URL is set; else the host-wide SQLite file (`replay_file`); in process
+    only if that file cannot be opened."""
+    if settings.get("REDIS_URL"):
+        return RedisReplayStore(settings["REDIS_URL"])
+    try:
+        return SqliteReplayStore(replay_file(settings))
+    except (ReplayStoreError, OSError):
+        return MemoryReplayStore()

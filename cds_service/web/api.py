@@ -20,7 +20,7 @@ from cds_service.hooks.envelope import parse_hook_request
 from cds_service.hooks.errors import CdsError
 from cds_service.logs import get_logger, log_event
 from cds_service.security.outbound import check_fhir_server
-from cds_service.web.limits import check_bundle_sizes, check_raw_depth
+from cds_service.web.limits import check_bundle_sizes, check_judged_orders, check_raw_depth
 
 api = Blueprint("api", __name__)
 log = get_logger("api")
@@ -41,6 +41,10 @@ def parse_json_body() -> dict:
     if request.mimetype not in JSON_MIMETYPES:
         raise CdsError("LCDS-1415")
     raw = request.get_data(cache=False)  # Flask enforces MAX_CONTENT_LENGTH here (413)
+    limit = current_app.config["MAX_BODY_BYTES"]
+    if request.content_length is None and len(raw) >= limit and request.environ["wsgi.input"].read(1):
+        # A chunked body is cut at the limit by the input stream, silently: say 413, not "not JSON".
+        raise CdsError("LCDS-1413", {"limit": limit})
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -70,6 +74,8 @@ def call_service(service_id: str):
     g.hook_instance = hook_request.hook_instance
 
     settings = current_app.config
+    check_judged_orders(hook_request.hook, hook_request.selections, hook_request.draft_orders,
+                        int(settings.get("MAX_JUDGED_ORDERS", 50)))
     if hook_request.fhir_server:
         why = check_fhir_server(
             hook_request.fhir_server, settings["FHIR_PLAIN_HTTP_HOSTS"], settings["FHIR_ALLOWED_ORIGINS"]
@@ -78,12 +84,13 @@ def call_service(service_id: str):
             raise CdsError("LCDS-1009", {"field": "fhirServer", "reason": why}, field="fhirServer")
 
     started = time.perf_counter()
-    gathered = gather(hook_request, service, settings, cds.executor)
+    gathered = gather(hook_request, service, settings, cds.evaluator.query_plan, datetime.now(UTC).date())
     g.gather_ms = round((time.perf_counter() - started) * 1000, 2)
-    if gathered.fetched or gathered.unavailable:
+    if gathered.fetched or gathered.incomplete:
         log_event(
             log, "prefetch gathered", service=service.id, hookInstance=hook_request.hook_instance,
-            fetched=sorted(gathered.fetched), unavailable=sorted(gathered.unavailable),
+            fetched=sorted(gathered.fetched), requests=gathered.requests,
+            incomplete={key: kind for key, kind in sorted(gathered.incomplete.items())},
             unavailable_reasons=sorted(set(gathered.unavailable.values())), ms=g.gather_ms,
         )
 

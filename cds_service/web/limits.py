@@ -3,7 +3,8 @@
 Role in the data flow: between JSON parsing and envelope validation. The body size is capped by
 Flask (MAX_CONTENT_LENGTH -> 413) before parsing; here the nesting depth (400) and the number of
 entries of each Bundle the client sent (413) are checked, so no later stage works on a hostile
-shape.
+shape. After the envelope is validated, `check_judged_orders` caps the orders one call may ask to
+have judged (400).
 """
 
 from __future__ import annotations
@@ -77,3 +78,24 @@ def check_bundle_sizes(body: dict, limit: int) -> None:
 def _check_bundle(value: Any, path: str, limit: int) -> None:
     if isinstance(value, dict) and isinstance(value.get("entry"), list) and len(value["entry"]) > limit:
         raise CdsError("LCDS-1414", {"field": f"{path}.entry", "limit": limit}, field=f"{path}.entry")
+
+
+def check_judged_orders(hook: str, selections: list[str], draft_orders: dict, limit: int) -> None:
+    """Raise LCDS-1011 when a call asks for more orders to be judged than `limit`.
+
+    Every judged order costs a decision, a card, a system action and a stored judgement: 10 000
+    selected orders in a 3.2 MB request made a 54 MB answer. order-select judges the selected
+    orders, order-sign every draft ServiceRequest; both are counted here, before any work.
+    """
+    if hook == "order-select":
+        field, count = "context.selections", len(selections)
+    else:
+        entries = draft_orders.get("entry") or []
+        field = "context.draftOrders.entry"
+        count = sum(
+            1 for e in entries
+            if isinstance(e, dict) and isinstance(e.get("resource"), dict)
+            and e["resource"].get("resourceType") == "ServiceRequest"
+        )
+    if count > limit:
+        raise CdsError("LCDS-1011", {"field": field, "count": count, "limit": limit}, field=field)

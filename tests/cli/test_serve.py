@@ -29,7 +29,7 @@ def test_serve_answers_discovery_and_health(tmp_path):
             try:
                 health = requests.get(f"{base}/healthz", timeout=1)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not up yet (refused, or not answered yet)
                 time.sleep(0.1)
         else:
             raise AssertionError("the server did not start")

@@ -5,15 +5,18 @@ service fetching everything from the FHIR server.
 """
 
 import json
+from datetime import date
 
 import pytest
 
 from cds_service.app import create_app
-from cds_service.hooks.registry import PREFETCH_TEMPLATES
+from cds_service.queries import build_query_plan
+from cds_service.read.valuesets import load_valuesets
 from tests.support.fhir_server import FhirServerBehaviour, LoopbackFhirServer
 from tests.support.hook_requests import (
     LBP_CONDITION,
     PATIENT,
+    PREFETCH_TEMPLATES,
     full_prefetch,
     hook_request,
     service_for,
@@ -51,17 +54,18 @@ def test_full_prefetch_makes_no_fhir_call(client, ehr, hook):
 def test_no_prefetch_fetches_every_key_with_the_bearer_token(client, ehr, hook):
     response = post(client, fetching_request(ehr, hook))
     assert response.status_code == 200
-    paths = sorted(f"{s.path}?{'&'.join(f'{k}={v}' for k, v in s.query.items())}".rstrip("?") for s in ehr.seen)
-    expected = sorted(
-        "/fhir/" + t.replace("{{context.patientId}}", PATIENT["id"]) for t in PREFETCH_TEMPLATES.values()
-    )
-    assert paths == expected
+    # Every key's searches (the narrowed templates plus the service's date floors and _count).
+    fetched_types = {s.path.split("/")[2] for s in ehr.seen}
+    assert fetched_types == {t.split("?")[0].split("/")[0] for t in PREFETCH_TEMPLATES.values()}
+    searches = [s for s in ehr.seen if s.path.count("/") == 2]
+    assert searches and all(s.query.get("patient") == PATIENT["id"] for s in searches)
+    assert all("code" in s.query for s in searches if s.path == "/fhir/Observation")
     assert all(s.authorization == f"Bearer {TOKEN}" for s in ehr.seen)
     assert all(s.accept == "application/fhir+json" for s in ehr.seen)
 
 
 def test_null_prefetch_key_is_known_empty_and_not_fetched(client, ehr):
-    body = fetching_request(ehr, patient=PATIENT, conditions=None, observations=None)
+    body = fetching_request(ehr, patient=PATIENT, conditions=None, observations=None, observationFindings=None)
     assert post(client, body).status_code == 200
     fetched = {s.path for s in ehr.seen}
     assert "/fhir/Condition" not in fetched and "/fhir/Observation" not in fetched
@@ -84,14 +88,14 @@ def test_paging_follows_next_links_up_to_the_cap(app_config):
         app = create_app({**app_config, "FHIR_MAX_PAGES": 3})
         response = post(app.test_client(), hook_request(prefetch={"patient": PATIENT, "conditions": None}, fhirServer=server.base_url))
         assert response.status_code == 200
-        observation_pages = [s for s in server.seen if s.path == "/fhir/Observation"]
-        assert [s.query.get("_page", "1") for s in observation_pages] == ["1", "2", "3"]
+        # Each Observation search (vital signs; coded findings) is followed to the page cap.
+        observation_pages = [s.query.get("_page", "1") for s in server.seen if s.path == "/fhir/Observation"]
+        searches = observation_pages.count("1")  # temperature, weight, coded findings
+        assert searches == 3 and sorted(observation_pages) == sorted(["1", "2", "3"] * searches)
 
 
 def test_gathering_merges_all_pages(app_config):
     """The gathering stage itself: every entry of every page ends up in one Bundle."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from cds_service.config import load_settings
     from cds_service.gather.prefetch import gather
     from cds_service.hooks.envelope import parse_hook_request
@@ -101,11 +105,11 @@ def test_gathering_merges_all_pages(app_config):
         server.add(PATIENT)
         for i in range(5):
             server.add({"resourceType": "Condition", "id": f"c-{i}", "subject": {"reference": f"Patient/{PATIENT['id']}"}})
-        service = ServiceRegistry().get("lumbar-imaging-order-select")
-        request = parse_hook_request(hook_request(fhirServer=server.base_url), service)
         settings = load_settings({"FHIR_MAX_PAGES": 2})
-        with ThreadPoolExecutor(4) as pool:
-            gathered = gather(request, service, settings, pool)
+        plan = build_query_plan(load_valuesets(), settings)
+        service = ServiceRegistry(prefetch=plan.templates()).get("lumbar-imaging-order-select")
+        request = parse_hook_request(hook_request(fhirServer=server.base_url), service)
+        gathered = gather(request, service, settings, plan, date(2026, 11, 15))
         assert gathered.data["patient"]["id"] == PATIENT["id"]
         assert len(gathered.data["conditions"]["entry"]) == 4  # 2 pages of 2: the cap
         assert gathered.truncated == ["conditions"]
@@ -120,7 +124,7 @@ def test_fhir_server_down_is_412_for_required_data(client):
     assert response.status_code == 412
     error = response.get_json()["error"]
     assert error["code"] == "LCDS-1412" and error["field"] in ("prefetch.patient", "prefetch.conditions")
-    assert "could not connect" in error["message"]
+    assert "did not answer usably" in error["message"] and "connect" not in error["message"]  # no network detail
 
 
 def test_no_prefetch_and_no_fhir_server_is_412(client):
@@ -135,7 +139,7 @@ def test_fhir_server_refusing_required_data_is_412(client, status):
         server.add(PATIENT)
         response = post(client, fetching_request(server))
         assert response.status_code == 412
-        assert f"HTTP {status}" in response.get_json()["error"]["message"]
+        assert "did not answer usably" in response.get_json()["error"]["message"]
 
 
 def test_wrong_token_is_412_not_500(client, ehr):
@@ -143,13 +147,11 @@ def test_wrong_token_is_412_not_500(client, ehr):
     body["fhirAuthorization"] = {**FHIR_AUTH, "access_token": "wrong"}
     response = post(client, body)
     assert response.status_code == 412
-    assert "HTTP 401" in response.get_json()["error"]["message"]
+    assert "did not answer usably" in response.get_json()["error"]["message"]
 
 
 def test_optional_data_failing_degrades_and_is_remembered(app, ehr):
     """Observations failing with 500: the answer still comes, and the gap is known."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from cds_service.gather.prefetch import gather
     from cds_service.hooks.envelope import parse_hook_request
     from cds_service.hooks.registry import ServiceRegistry
@@ -157,10 +159,11 @@ def test_optional_data_failing_degrades_and_is_remembered(app, ehr):
     ehr.behaviour.fail_status = {"Observation": 500}
     response = post(app.test_client(), fetching_request(ehr))
     assert response.status_code == 200
-    service = ServiceRegistry().get("lumbar-imaging-order-select")
-    with ThreadPoolExecutor(4) as pool:
-        gathered = gather(parse_hook_request(fetching_request(ehr), service), service, app.config, pool)
-    assert gathered.unavailable == {"observations": "HTTP 500"}
+    plan = build_query_plan(load_valuesets(), app.config)
+    service = ServiceRegistry(prefetch=plan.templates()).get("lumbar-imaging-order-select")
+    gathered = gather(parse_hook_request(fetching_request(ehr), service), service, app.config, plan, date(2026, 11, 15))
+    assert gathered.unavailable == {"observations": "HTTP 500", "observationFindings": "HTTP 500"}
+    assert gathered.incomplete == {"observations": "error", "observationFindings": "error"}
     assert "observations" not in gathered.data
 
 
@@ -170,7 +173,7 @@ def test_slow_fhir_server_times_out_to_412(app_config):
         app = create_app({**app_config, "FHIR_READ_TIMEOUT": 0.2})
         response = post(app.test_client(), fetching_request(server))
         assert response.status_code == 412
-        assert "timed out" in response.get_json()["error"]["message"]
+        assert "did not answer usably" in response.get_json()["error"]["message"]
 
 
 def test_slow_optional_key_still_answers(app_config):

@@ -99,7 +99,7 @@ def test_served_worker_records_into_the_embedded_store_and_closes_it_on_exit(tmp
             try:
                 if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not up yet (refused, or not answered yet)
                 time.sleep(0.1)
         cards = []
         for n in range(6):

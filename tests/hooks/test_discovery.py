@@ -1,6 +1,6 @@
 """Discovery (CDS Hooks 2.0 'Discovery'): the two services of clinical-specification.md §7."""
 
-from cds_service.hooks.registry import PREFETCH_TEMPLATES
+from tests.support.hook_requests import PREFETCH_TEMPLATES
 
 
 def test_discovery_lists_both_services_with_hooks_and_prefetch(client):
@@ -15,7 +15,8 @@ def test_discovery_lists_both_services_with_hooks_and_prefetch(client):
         assert service["title"] and service["description"]
         assert service["prefetch"]["patient"] == "Patient/{{context.patientId}}"
         assert service["prefetch"]["conditions"] == "Condition?patient={{context.patientId}}"
-        assert service["prefetch"]["observations"] == "Observation?patient={{context.patientId}}"
+        # Narrowed by code (Epic refuses an Observation search without code or category).
+        assert service["prefetch"]["observations"].startswith("Observation?patient={{context.patientId}}&code=http://loinc.org|")
         assert service["prefetch"] == PREFETCH_TEMPLATES
 
 

@@ -1,6 +1,6 @@
 """Robustness on real-world shapes: every official FHIR R4 example and every Synthea record in
-../shared/data parses without an exception; Synthea's two chronic low back pain patients are found.
-The data files are read in place (see /work/shared/data/README.md for their sources and licences)."""
+tests/data parses without an exception; Synthea's two chronic low back pain patients are found.
+The data is the project's own copy (tests/data/SOURCE.md gives the source and licence of each file)."""
 
 from __future__ import annotations
 
@@ -12,15 +12,13 @@ from pathlib import Path
 import pytest
 
 from cds_service.gather.prefetch import GatheredData
-from cds_service.hooks.registry import PREFETCH_TEMPLATES
 from cds_service.read.parser import iter_resources, parse_inputs
 from cds_service.read.valuesets import load_valuesets
+from tests.support.hook_requests import PREFETCH_TEMPLATES
 
 from .builders import bundle, hook_request, order
 
-# ../shared/data beside the project checkout, else the shared copy of this workspace.
-DATA = next((p for p in (Path(__file__).resolve().parents[3] / "shared" / "data", Path("/work/shared/data"))
-             if p.is_dir()), Path("/work/shared/data"))
+DATA = Path(__file__).resolve().parents[1] / "data"
 EXAMPLES = sorted((DATA / "fhir-r4-examples").glob("*.json"))
 SYNTHEA_BUNDLES = sorted((DATA / "synthea").glob("*/*.json"))
 BULK = DATA / "synthea" / "smart-sample-bulk-fhir-datasets-10-patients"
@@ -28,7 +26,11 @@ BULK = DATA / "synthea" / "smart-sample-bulk-fhir-datasets-10-patients"
 KEY_OF = {template.split("?")[0].split("/")[0]: key for key, template in PREFETCH_TEMPLATES.items()}
 KEY_OF["MedicationStatement"] = "medications"
 
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="shared test data not present")
+
+def test_the_data_is_in_the_repository():
+    """No skip when the data is missing: a lost file must fail, not silence the tests below."""
+    assert len(EXAMPLES) >= 200 and len(SYNTHEA_BUNDLES) == 3
+    assert {p.name for p in BULK.glob("*.ndjson")} >= {"Patient.000.ndjson", "Condition.000.ndjson"}
 
 
 def _gathered_for(resources: list[dict], patient_id: str) -> GatheredData:

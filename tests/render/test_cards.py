@@ -82,7 +82,7 @@ def test_imaging_before_6_weeks_card(renderer):
     detail = card["detail"]
     for expected in ("`Condition/lbp-7`", "2026-05-12", "**20 days** (2 full weeks)", "**2026-06-23**",
                      "Cauda equina signs: none found", "Infection: none found", "Fracture: none found",
-                     "observations (vital signs", "medication orders", "Observation/broken-1", "CPT 72148",
+                     "temperature, weight and post-void residual", "medication orders", "Observation/broken-1", "CPT 72148",
                      "physical therapy", "ACR Appropriateness Criteria"):
         assert expected in detail, expected
     (suggestion,) = card["suggestions"]

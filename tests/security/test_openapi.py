@@ -52,7 +52,8 @@ def test_openapi_document_is_served_and_names_every_endpoint():
     document = yaml.safe_load(response.get_data(as_text=True))
     assert document["openapi"].startswith("3.")
     assert set(document["paths"]) == {
-        "/cds-services", "/cds-services/{service_id}", "/cds-services/{service_id}/feedback",
+        "/cds-services", "/cds-services/lumbar-imaging-order-select", "/cds-services/lumbar-imaging-order-sign",
+        "/cds-services/{service_id}/feedback",
         "/healthz", "/openapi.yaml",
     }
     error = document["components"]["schemas"]["ErrorBody"]["properties"]["error"]
@@ -63,3 +64,56 @@ def test_openapi_document_is_served_and_names_every_endpoint():
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_openapi_description(case):
     case.call_and_validate(checks=CHECKS)
+
+
+def _schema_of(name: str) -> dict:
+    """A component schema with every $ref inlined (the document has no cycles)."""
+    document = yaml.safe_load(APP.test_client().get("/openapi.yaml").get_data(as_text=True))
+
+    def inline(node):
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(document["components"]["schemas"][node["$ref"].rsplit("/", 1)[1]])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return inline(document["components"]["schemas"][name])
+
+
+def _openapi_valid(schema: dict, body) -> bool:
+    import jsonschema
+
+    # OpenAPI 3.0 `nullable` is not JSON Schema: none of the cases below needs it.
+    return jsonschema.Draft7Validator(schema).is_valid(body)
+
+
+def test_the_description_refuses_what_the_service_refuses():
+    """The schemathesis findings (a schema-valid request the service refused): order-select
+    without `selections`, `feedback: []`, and `prefetch: {}` with no fhirServer."""
+    from tests.support.hook_requests import full_prefetch, hook_request
+
+    client = APP.test_client()
+    select = hook_request("order-select", prefetch=full_prefetch())
+    assert _openapi_valid(_schema_of("OrderSelectRequest"), select)
+    del select["context"]["selections"]
+    assert not _openapi_valid(_schema_of("OrderSelectRequest"), select)
+    assert client.post("/cds-services/lumbar-imaging-order-select", json=select).status_code == 400
+
+    assert not _openapi_valid(_schema_of("FeedbackRequest"), {"feedback": []})
+    response = client.post("/cds-services/lumbar-imaging-order-sign/feedback", json={"feedback": []})
+    assert response.status_code == 400
+
+    sign = hook_request("order-sign", prefetch={})
+    assert not _openapi_valid(_schema_of("OrderSignRequest"), sign)
+    assert client.post("/cds-services/lumbar-imaging-order-sign", json=sign).status_code == 412
+    sign["prefetch"] = {"patient": full_prefetch()["patient"], "conditions": full_prefetch()["conditions"]}
+    assert _openapi_valid(_schema_of("OrderSignRequest"), sign)
+    assert client.post("/cds-services/lumbar-imaging-order-sign", json=sign).status_code == 200
+
+    accepted_without_suggestions = {"feedback": [{"card": "c", "outcome": "accepted",
+                                                  "outcomeTimestamp": "2026-01-01T00:00:00Z"}]}
+    assert not _openapi_valid(_schema_of("FeedbackRequest"), accepted_without_suggestions)
+    assert client.post("/cds-services/lumbar-imaging-order-sign/feedback",
+                       json=accepted_without_suggestions).status_code == 400

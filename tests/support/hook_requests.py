@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import copy
 
-from cds_service.hooks.registry import PREFETCH_TEMPLATES
+from cds_service.queries import build_query_plan
+from cds_service.read.valuesets import load_valuesets
+
+# The prefetch templates the services announce in discovery, narrowed from the value sets
+# (cds_service.queries; clinical-specification.md §8.4), with the default settings.
+PREFETCH_TEMPLATES = build_query_plan(load_valuesets(), {}).templates()
 
 PATIENT_ID = "pat-foundation-1"
 

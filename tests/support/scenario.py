@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cds_service.queries import build_query_plan
+from cds_service.read.valuesets import load_valuesets
+
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 
 SERVICE_FOR_HOOK = {"order-select": "lumbar-imaging-order-select", "order-sign": "lumbar-imaging-order-sign"}
@@ -44,6 +47,8 @@ SCENARIO_TOKEN = "scenario-token-7f3c9a"
 PREFETCH_KEYS = (
     "patient", "conditions", "observations", "procedures", "medications", "imagingStudies", "diagnosticReports",
 )
+# Every key the services announce (cds_service.queries), narrowed keys included.
+PLANNED_TEMPLATES = build_query_plan(load_valuesets(), {}).templates()
 
 _NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 # An expected card: topic, indicator, the order it names, and optionally `cites`: resource
@@ -57,8 +62,27 @@ def load_scenarios(directory: Path = SCENARIO_DIR) -> list[tuple[str, dict]]:
     scenarios = []
     for path in sorted(directory.glob("*.json")):
         with path.open(encoding="utf-8") as handle:
-            scenarios.append((path.stem, json.load(handle)))
+            scenarios.append((path.stem, with_planned_keys(json.load(handle))))
     return scenarios
+
+
+def with_planned_keys(fixture: dict) -> dict:
+    """A fixture's prefetch as a client that runs every discovery template sends it: a fixture
+    lists each resource type once (e.g. all Observations under `observations`); the narrowed
+    keys of the same type (`observationFindings`, ...) get the same searchset, as their searches
+    return subsets of it and the service filters by the value sets in memory either way."""
+    prefetch = (fixture.get("request") or {}).get("prefetch")
+    if not isinstance(prefetch, dict):
+        return fixture
+    by_type = {}
+    for key, template in PLANNED_TEMPLATES.items():
+        by_type.setdefault(template.split("?")[0].split("/")[0], []).append(key)
+    for keys in by_type.values():
+        given = next((prefetch[k] for k in keys if k in prefetch), None)
+        if given is not None:
+            for key in keys:
+                prefetch.setdefault(key, copy.deepcopy(given))
+    return fixture
 
 
 def draft_order_references(request: dict) -> list[str]:
@@ -167,20 +191,18 @@ def service_path(request: dict) -> str:
 
 
 def load_fhir_server(server, prefetch: dict) -> int:
-    """Put every resource of the prefetch on the loopback FHIR server; returns how many."""
-    count = 0
+    """Put every resource of the prefetch on the FHIR server (once each); returns how many."""
+    resources: dict[str, dict] = {}
     for value in prefetch.values():
         if not isinstance(value, dict):
             continue
-        if value.get("resourceType") == "Bundle":
-            for entry in value.get("entry") or []:
-                if isinstance(entry.get("resource"), dict) and entry["resource"].get("id"):
-                    server.add(copy.deepcopy(entry["resource"]))
-                    count += 1
-        elif value.get("id"):
-            server.add(copy.deepcopy(value))
-            count += 1
-    return count
+        items = [e.get("resource") for e in value.get("entry") or []] if value.get("resourceType") == "Bundle" else [value]
+        for resource in items:
+            if isinstance(resource, dict) and resource.get("id"):
+                resources[f"{resource['resourceType']}/{resource['id']}"] = copy.deepcopy(resource)
+    if resources:
+        server.add(*resources.values())
+    return len(resources)
 
 
 def without_prefetch(request: dict, fhir_base_url: str, token: str = SCENARIO_TOKEN) -> dict:

@@ -138,4 +138,4 @@ def test_unavailable_optional_data_is_named_in_the_card(client):
     prefetch = full_prefetch()
     del prefetch["observations"]  # absent and no fhirServer to fetch it from
     result = post(client, SIGN, body("order-sign", [copy.deepcopy(MRI_ORDER)], prefetch))
-    assert "observations (vital signs" in result["cards"][0]["detail"]
+    assert "temperature, weight and post-void residual" in result["cards"][0]["detail"]

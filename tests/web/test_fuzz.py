@@ -2,7 +2,7 @@
 
 import json
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.support.hook_requests import full_prefetch, hook_request
@@ -81,3 +81,44 @@ def test_malformed_resources_in_prefetch_and_orders_never_500(client, resources,
     service = SERVICES[0] if hook == "order-select" else SERVICES[1]
     response = client.post(f"/cds-services/{service}", data=json.dumps(body), content_type="application/json")
     assert_never_500(response)
+
+
+FEEDBACK_URLS = [f"/cds-services/{service}/feedback" for service in SERVICES]
+offsets = st.integers(min_value=-23 * 60 - 59, max_value=23 * 60 + 59).map(
+    lambda minutes: ("+" if minutes >= 0 else "-") + f"{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}")
+timestamps = st.one_of(
+    st.builds(lambda moment, offset: moment.isoformat(timespec="seconds") + offset, st.datetimes(), offsets),
+    st.text(max_size=40),
+    json_values,
+)
+
+
+@FUZZ
+@given(moment=timestamps, url=st.sampled_from(FEEDBACK_URLS),
+       outcome=st.sampled_from(["accepted", "overridden"]))
+@example(moment="9999-12-31T23:59:59-10:00", url=FEEDBACK_URLS[1], outcome="overridden")
+@example(moment="0001-01-01T00:30:00+01:00", url=FEEDBACK_URLS[0], outcome="overridden")
+@example(moment="9999-12-31T23:59:59-10:00", url=FEEDBACK_URLS[0], outcome="accepted")
+def test_any_feedback_outcome_timestamp_never_500(client, moment, url, outcome):
+    item = {"card": "card-1", "outcome": outcome, "outcomeTimestamp": moment}
+    if outcome == "accepted":
+        item["acceptedSuggestions"] = [{"id": "s-1"}]
+    response = client.post(url, data=json.dumps({"feedback": [item]}), content_type="application/json")
+    assert response.status_code < 500, response.get_data(as_text=True)
+    error = response.get_json().get("error") or {}
+    if error.get("code") == "LCDS-1010":  # (a lone surrogate is refused earlier, as not JSON)
+        assert error["field"] == "feedback[0]" and "outcomeTimestamp" in error["message"]
+
+
+@FUZZ
+@given(item=st.dictionaries(st.sampled_from(["card", "outcome", "outcomeTimestamp", "acceptedSuggestions",
+                                             "overrideReason"]), json_values, max_size=5))
+@example(item={"card": "c\u0000", "outcome": "overridden", "outcomeTimestamp": "2026-03-16T10:00:00Z"})
+def test_arbitrary_feedback_items_never_500(client, item):
+    response = client.post(FEEDBACK_URLS[0], data=json.dumps({"feedback": [item]}), content_type="application/json")
+    assert_never_feedback_500(response)
+
+
+def assert_never_feedback_500(response):
+    assert response.status_code < 500, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"

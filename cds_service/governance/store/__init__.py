@@ -4,10 +4,13 @@ Role in the data flow: built once by `create_app` (`create_recorder(settings)`);
 hands each hook call's judgements to `recorder.record(...)` (queued, written by a background
 thread); the feedback endpoint, the dashboard and `lumbar-cds report` use `recorder.store`.
 Embedded SQLite by default (file created and migrated at start-up); PostgreSQL or another server
-via CDS_DATABASE_URL, migrated by `lumbar-cds db upgrade`.
+via CDS_DATABASE_URL, migrated by `lumbar-cds db upgrade`. Judgements the store cannot take wait
+in a spool (`spool`), by default in the instance folder's `spool/`.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from cds_service.governance.store.database import (
     create_store_engine,
@@ -18,6 +21,7 @@ from cds_service.governance.store.database import (
 )
 from cds_service.governance.store.queries import FeedbackCounts, Store, naive_utc
 from cds_service.governance.store.recorder import NullRecorder, QueueRecorder, patient_hash
+from cds_service.governance.store.spool import Spool
 from cds_service.logs import get_logger, log_event
 
 __all__ = [
@@ -59,4 +63,15 @@ def create_recorder(settings: dict):
         _check_schema(store)
     if settings.get("PATIENT_HASH_KEY") == DEFAULT_HASH_KEY:
         log_event(log, "CDS_PATIENT_HASH_KEY is the shipped default: set a secret key in production", 30)
-    return QueueRecorder(store, settings.get("PATIENT_HASH_KEY") or DEFAULT_HASH_KEY, settings.get("MODE", "active"))
+    spool = Spool(spool_dir(settings), int(settings.get("SPOOL_MAX_ROWS") or 100_000),
+                  int(settings.get("SPOOL_MAX_BYTES") or 50_000_000))
+    return QueueRecorder(store, settings.get("PATIENT_HASH_KEY") or DEFAULT_HASH_KEY,
+                         settings.get("MODE", "active"), spool=spool)
+
+
+def spool_dir(settings: dict) -> Path:
+    """CDS_SPOOL_DIR, else `spool/` in the instance folder, beside the embedded SQLite file."""
+    if settings.get("SPOOL_DIR"):
+        return Path(settings["SPOOL_DIR"]).expanduser().resolve()
+    database = Path(settings.get("DATABASE_PATH") or "instance/lumbar-cds.sqlite3")
+    return database.expanduser().resolve().parent / "spool"

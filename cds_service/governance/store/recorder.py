@@ -7,6 +7,15 @@ queue to be written (the feedback endpoint calls it so a card just issued can be
 `close()` drains the queue and stops the thread: nothing accepted is lost on a clean shutdown.
 The app calls `close()` from its shutdown hook and from `atexit`, which also runs when a gunicorn
 worker exits (gunicorn ends workers with `sys.exit`).
+
+What the writer guarantees:
+- a row the store refuses (PostgreSQL refuses NUL in text, for one) loses only itself: when a
+  batch insert fails and the store is reachable, the batch is written again row by row, and the
+  refused row is dropped and counted;
+- a store outage loses nothing acknowledged: when the store cannot be reached, the batch goes to
+  the `Spool` (memory and an fsync'd file that survives a restart), new batches queue behind it,
+  and the spool is retried with a growing pause (up to RETRY_MAX_SECONDS) until it is written.
+`stats()` gives the counters (written, retried, spooled, dropped and why) for /metrics.
 """
 
 from __future__ import annotations
@@ -15,9 +24,13 @@ import hashlib
 import hmac
 import queue
 import threading
+import time
 from datetime import datetime
 
+from sqlalchemy import exc as sa_exc
+
 from cds_service.governance.store.queries import Store, naive_utc
+from cds_service.governance.store.spool import Spool
 from cds_service.logs import get_logger, log_event
 from cds_service.render.result import EvaluationResult
 
@@ -25,11 +38,45 @@ log = get_logger("store")
 
 _STOP = object()
 BATCH = 200
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 10.0
+# Failures that say "the store is not reachable now", not "this row is refused".
+_UNREACHABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError,
+                sa_exc.TimeoutError, OSError)
 
 
 def patient_hash(key: str, patient_id: str) -> str:
     """HMAC-SHA256 of the patient id: rows of one patient link up, the id is never stored."""
     return hmac.new(key.encode(), patient_id.encode(), hashlib.sha256).hexdigest()
+
+
+def unreachable(error: BaseException) -> bool:
+    return isinstance(error, _UNREACHABLE) or bool(getattr(error, "connection_invalidated", False))
+
+
+def judgement_rows(request, result: EvaluationResult, now: datetime, hashed: str, shown: bool) -> list[dict]:
+    """The store rows of one hook call's judgements (strings cut to their column sizes)."""
+    recorded_at = naive_utc(now)
+    return [
+        {
+            "recorded_at": recorded_at,
+            "service_id": request.service_id,
+            "hook": request.hook,
+            "hook_instance": request.hook_instance[:128],
+            "patient_hash": hashed,
+            "order_reference": (j.order_reference or "")[:256],
+            "order_code": j.order_code[:256] if j.order_code else None,
+            "order_recognised_by": j.order_recognised_by[:16] if j.order_recognised_by else None,
+            "topic": j.topic,
+            "indicator": j.indicator,
+            "rating": j.rating,
+            "card_uuid": j.card_uuid,
+            "consult_id": j.consult_id,
+            "suggestion_uuids": list(j.suggestion_uuids),
+            "shown": shown,
+        }
+        for j in result.judgements
+    ]
 
 
 class NullRecorder:
@@ -43,50 +90,54 @@ class NullRecorder:
     def flush(self, timeout: float | None = None) -> bool:
         return True
 
+    def stats(self) -> dict:
+        return {}
+
     def close(self) -> None:
         pass
 
 
 class QueueRecorder:
-    """Background writer of judgement rows into a `Store`."""
+    """Background writer of judgement rows into a `Store`, with a spool for outages."""
 
-    def __init__(self, store: Store, patient_hash_key: str, mode: str, max_queue: int = 10_000):
+    def __init__(self, store: Store, patient_hash_key: str, mode: str, max_queue: int = 10_000,
+                 spool: Spool | None = None):
         self.store = store
         self._key = patient_hash_key
         self._shown = mode != "silent"
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self._closed = False
         self._close_lock = threading.Lock()
-        self.dropped = 0  # rows refused because the queue was full (logged)
-        self.failed = 0  # rows whose insert failed (logged)
-        self.written = 0
+        self._write_lock = threading.RLock()  # the writer thread, and late writes after close
+        self.spool = spool if spool is not None else Spool(None)
+        self.written = 0  # rows inserted (first try or retried)
+        self.retried = 0  # of them, rows written from the spool
+        self.spooled = 0  # rows put in the spool because the store was unreachable
+        self.dropped_queue_full = 0  # rows refused because the queue was full (logged)
+        self.dropped_refused = 0  # rows the store refused on their own (logged)
+        self.dropped_at_close = 0  # rows still spooled in memory only when the process ended
+        self._retry_at, self._pause = 0.0, RETRY_FIRST_SECONDS
+        self._outage = self.spool.adopt() > 0  # rows of a previous process wait: written first
         self._thread = threading.Thread(target=self._run, name="governance-writer", daemon=True)
         self._thread.start()
+
+    @property
+    def dropped(self) -> int:
+        return self.dropped_queue_full + self.dropped_refused + self.spool.dropped + self.dropped_at_close
+
+    def stats(self) -> dict:
+        return {
+            "written": self.written, "retried": self.retried, "spooled": self.spooled,
+            "spool_pending": len(self.spool), "spool_on_disk": self.spool.on_disk,
+            "queued": self._queue.qsize(), "dropped": self.dropped,
+            "dropped_queue_full": self.dropped_queue_full, "dropped_refused": self.dropped_refused,
+            "dropped_spool_full": self.spool.dropped, "dropped_at_close": self.dropped_at_close,
+        }
 
     # --- request thread -----------------------------------------------------------------------
 
     def rows(self, request, result: EvaluationResult, now: datetime) -> list[dict]:
-        recorded_at = naive_utc(now)
-        hashed = patient_hash(self._key, request.patient_id)
-        return [
-            {
-                "recorded_at": recorded_at,
-                "service_id": request.service_id,
-                "hook": request.hook,
-                "hook_instance": request.hook_instance[:128],
-                "patient_hash": hashed,
-                "order_reference": (j.order_reference or "")[:256],
-                "order_code": j.order_code[:256] if j.order_code else None,
-                "topic": j.topic,
-                "indicator": j.indicator,
-                "rating": j.rating,
-                "card_uuid": j.card_uuid,
-                "consult_id": j.consult_id,
-                "suggestion_uuids": list(j.suggestion_uuids),
-                "shown": self._shown,
-            }
-            for j in result.judgements
-        ]
+        return judgement_rows(request, result, now, patient_hash(self._key, request.patient_id), self._shown)
 
     def record(self, request, result: EvaluationResult, now: datetime) -> None:
         if not result.judgements:
@@ -99,11 +150,11 @@ class QueueRecorder:
         try:
             self._queue.put_nowait(rows)
         except queue.Full:
-            self.dropped += len(rows)
+            self.dropped_queue_full += len(rows)
             log_event(log, "governance queue full: judgements not recorded", 30, rows=len(rows))
 
     def flush(self, timeout: float | None = 5.0) -> bool:
-        """Wait until every row queued so far is written; False if `timeout` ran out."""
+        """Wait until every row queued so far is written (or spooled); False if `timeout` ran out."""
         if self._closed or not self._thread.is_alive():
             return True
         done = threading.Event()
@@ -114,26 +165,44 @@ class QueueRecorder:
         return done.wait(timeout)
 
     def close(self) -> None:
-        """Drain the queue and stop the writer. Idempotent."""
+        """Drain the queue and stop the writer. Idempotent. Spooled rows stay in the file."""
         with self._close_lock:
             if self._closed:
                 return
             self._closed = True
         self._queue.put(_STOP)
         self._thread.join()
+        with self._write_lock:
+            if len(self.spool):
+                self._retry_spool()  # one last try, whatever the pause
+            if len(self.spool):
+                kept = self.spool.on_disk
+                self.dropped_at_close += 0 if kept else len(self.spool)
+                log_event(log, "governance store unreachable at exit: judgements "
+                          + ("kept in the spool file" if kept else "lost"), 30 if kept else 40,
+                          rows=len(self.spool))
+            self.spool.close()
         self.store.engine.dispose()
-        log_event(log, "governance writer closed", written=self.written, dropped=self.dropped,
-                  failed=self.failed)
+        log_event(log, "governance writer closed", **self.stats())
 
     # --- writer thread ------------------------------------------------------------------------
 
+    def _next_item(self):
+        """The next queued item; None when a spool retry is due first."""
+        if not self._outage:
+            return self._queue.get()
+        try:
+            return self._queue.get(timeout=max(0.05, self._retry_at - time.monotonic()))
+        except queue.Empty:
+            return None
+
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
+            item = self._next_item()
             batch: list[dict] = []
             markers: list[threading.Event] = []
             stop = False
-            while True:
+            while item is not None:
                 if item is _STOP:
                     stop = True
                 elif isinstance(item, threading.Event):
@@ -165,15 +234,64 @@ class QueueRecorder:
                 return
 
     def _write(self, rows: list[dict]) -> None:
-        if not rows:
-            return
-        for attempt in (1, 2):
-            try:
-                self.store.insert_judgements(rows)
-                self.written += len(rows)
+        with self._write_lock:
+            if self._outage and time.monotonic() >= self._retry_at:
+                self._retry_spool()
+            if not rows:
                 return
-            except Exception as error:  # the store must never take the service down
-                if attempt == 2:
-                    self.failed += len(rows)
-                    log_event(log, "governance write failed: judgements not recorded", 40,
-                              rows=len(rows), exception=type(error).__name__)
+            # While the spool holds rows, new rows wait behind them, in order.
+            done = 0 if self._outage else self._insert(rows)
+            if done < len(rows):
+                self.spool.add(rows[done:])
+                self.spooled += len(rows) - done
+
+    def _insert(self, rows: list[dict]) -> int:
+        """Insert `rows`; return how many were dealt with (written, or refused and dropped) before
+        the store turned out unreachable (then the outage is noted and the rest is the caller's)."""
+        try:
+            self.store.insert_judgements(rows)
+            self.written += len(rows)
+            return len(rows)
+        except Exception as error:  # the store must never take the service down
+            if unreachable(error):
+                self._note_outage(error)
+                return 0
+        # The store answers but refused the batch: row by row, so a bad row loses only itself.
+        for index, row in enumerate(rows):
+            try:
+                self.store.insert_judgements([row])
+                self.written += 1
+            except Exception as error:
+                if unreachable(error):
+                    self._note_outage(error)
+                    return index
+                self.dropped_refused += 1
+                log_event(log, "governance store refused a judgement: dropped", 40,
+                          exception=type(error).__name__, hookInstance=row.get("hook_instance", "")[:64])
+        return len(rows)
+
+    def _note_outage(self, error: BaseException) -> None:
+        if not self._outage:
+            log_event(log, "governance store unreachable: judgements spooled until it answers", 40,
+                      exception=type(error).__name__, on_disk=self.spool.on_disk)
+        self._outage = True
+        self._retry_at = time.monotonic() + self._pause
+        self._pause = min(RETRY_MAX_SECONDS, self._pause * 2)
+
+    def _retry_spool(self) -> None:
+        """Write the spool, oldest first, until it is empty or the store is unreachable again."""
+        self.spool.adopt()  # rows of processes that died meanwhile
+        before = self.written
+        while len(self.spool):
+            chunk = self.spool.peek(BATCH)
+            done = self._insert(chunk)
+            self.spool.pop(done)
+            if done < len(chunk):
+                self.retried += self.written - before
+                return
+        self.retried += self.written - before
+        if self._outage:
+            log_event(log, "governance store answers again: spooled judgements written",
+                      rows=self.written - before)
+        self._outage = False
+        self._pause = RETRY_FIRST_SECONDS

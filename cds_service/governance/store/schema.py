@@ -33,6 +33,7 @@ judgement = Table(
     Column("patient_hash", String(64), nullable=False, index=True),  # hex HMAC-SHA256
     Column("order_reference", String(256), nullable=False),
     Column("order_code", String(256)),  # "<system>|<code>"
+    Column("order_recognised_by", String(16)),  # how the order was recognised as lumbar imaging
     Column("topic", String(64)),  # card topic code; NULL when no card was issued
     Column("indicator", String(16)),
     Column("rating", String(32)),  # pama-rating code; NULL when undetermined

@@ -15,6 +15,11 @@ entries ("M46.2", "C4") are keys of a second dict; a code is checked against eac
 prefixes, longest first, so 'M54.16' and 'M5416' cost the same handful of dict reads. Within one
 value set the longest matching prefix decides, so an `exclude: true` prefix (C44 inside C00-C96)
 removes its sub-tree.
+
+Local codes: a site's own codes (`load_valuesets(local_codes=...)`, from the LOCAL_CODES_FILE
+setting, `cds_service.read.local_codes`) join the value set each one names as exact entries
+marked `local`, with the value set's attributes (modality/contrast, measure, laterality), so the
+readers find them with the same lookup (docs/clinical-specification.md §2.2).
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from cds_service.read.local_codes import SECTION_PURPOSES, LocalCodes
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 # Systems treated as the same code system when looking up (the WHO ICD-10 URI is often sent for
@@ -78,6 +85,7 @@ class Entry:
     match: str  # exact | prefix
     exclude: bool = False
     attrs: dict = field(default_factory=dict, compare=False)  # modality, contrast, laterality, ...
+    local: bool = False  # a site's local code (LOCAL_CODES_FILE), not a shipped one
 
     def attr(self, name: str, default: Any = None) -> Any:
         return self.attrs.get(name, default)
@@ -233,9 +241,36 @@ def load_valuesets_from(directory: Path) -> ValueSets:
 
 
 @lru_cache(maxsize=1)
-def load_valuesets() -> ValueSets:
-    """The shipped value sets, read once per process (call at start-up)."""
+def _shipped() -> ValueSets:
     return load_valuesets_from(VALUESET_DIR)
 
 
-__all__ = ["Entry", "ValueSet", "ValueSetError", "ValueSets", "load_valuesets", "load_valuesets_from"]
+def load_valuesets(local_codes: LocalCodes | None = None) -> ValueSets:
+    """The shipped value sets, read once per process (call at start-up); with `local_codes`, a
+    new ValueSets that also holds the site's local codes (a bad entry raises LocalCodesError)."""
+    if not local_codes:
+        return _shipped()
+    return with_local_codes(_shipped(), local_codes)
+
+
+def with_local_codes(base: ValueSets, local_codes: LocalCodes) -> ValueSets:
+    """`base` plus every local code, as an exact entry of the value set it names."""
+    entries = [entry for items in base.entries_by_id.values() for entry in items]
+    for code in local_codes.codes:
+        valueset = base.by_id.get(code.valueset)
+        if valueset is None:
+            raise local_codes.error(code, f"no value set '{code.valueset}' (cds_service/read/valuesets/)")
+        allowed = SECTION_PURPOSES[code.section]
+        if valueset.purpose not in allowed:
+            raise local_codes.error(code, f"value set '{code.valueset}' ({valueset.purpose}) is not one "
+                                          f"{code.section} are read for ({', '.join(sorted(allowed))})")
+        system = normalise_system(code.system)
+        entries.append(Entry(
+            valueset=valueset, system=system, code=code.code, display=code.display,
+            match="exact", attrs=dict(code.attrs), local=True,
+        ))
+    return ValueSets(list(base.by_id.values()), entries)
+
+
+__all__ = ["Entry", "ValueSet", "ValueSetError", "ValueSets", "load_valuesets", "load_valuesets_from",
+           "with_local_codes"]

@@ -1,0 +1,87 @@
+"""The query plan of this deployment: the prefetch templates and the service's own FHIR searches,
+narrowed from the value sets to what the pathway reads (clinical-specification.md §8.4).
+
+Role in the data flow: top level, built once at start-up by the `Evaluator` (it joins `read`'s
+value sets to `gather`'s planner and `decide`'s windows), then used by discovery and by
+`gather.prefetch` on every call.
+"""
+
+from __future__ import annotations
+
+from cds_service.decide.facts import REPEAT_WINDOW_DAYS, WEIGHT_LOSS_WINDOW_DAYS
+from cds_service.gather.planner import KeyPlan, QueryPlan, SearchQuery, coded_keys
+from cds_service.hooks.registry import PREFETCH_TEMPLATES
+from cds_service.read.valuesets import ValueSets
+
+# Medication records: a course counts in the 12 months before the reference date when it
+# overlaps them; one authored up to a year before that window (courses up to a year long) or
+# still active covers every such course. Two searches, merged.
+MEDICATION_LOOKBACK_DAYS = 730
+
+
+# Procedure codes (CPT) name what was done, never what was observed: not asked for on Observation.
+NOT_OBSERVATION_SYSTEMS = frozenset({"http://www.ama-assn.org/go/cpt"})
+
+
+def _codes(valuesets: ValueSets, purposes: set[str]) -> list[str]:
+    """`system|code` of every exact entry of the value sets with these purposes (prefix entries,
+    ICD-10-CM categories, cannot be asked for by code; Observations carry LOINC/SNOMED codes)."""
+    found = []
+    for valueset_id, entries in valuesets.entries_by_id.items():
+        if valuesets[valueset_id].purpose not in purposes:
+            continue
+        found += [f"{e.system}|{e.code}" for e in entries
+                  if e.match == "exact" and not e.exclude and e.system not in NOT_OBSERVATION_SYSTEMS]
+    return found
+
+
+def _measure_windows(valuesets: ValueSets) -> dict[str, int]:
+    extra = valuesets["observation-codes"].extra
+    return {
+        "body-temperature": valuesets["infection-fever"].window_days or 14,
+        "body-weight": extra.get("weight_loss_window_days", WEIGHT_LOSS_WINDOW_DAYS),
+        "post-void-residual": (extra.get("post_void_residual") or {}).get("window_days") or 14,
+    }
+
+
+def build_query_plan(valuesets: ValueSets, settings: dict) -> QueryPlan:
+    plan = QueryPlan()
+    plan.add(KeyPlan("patient", PREFETCH_TEMPLATES["patient"], "Patient", required=True))
+    # Oracle Health has no code search on Condition: the whole problem list, always.
+    plan.add(KeyPlan("conditions", PREFETCH_TEMPLATES["conditions"], "Condition",
+                     (SearchQuery("Condition"),), required=True))
+    # Vital signs and measurements: one key (one discovery template), and for the service's own
+    # fetch one search per look-back window (temperature and post-void residual: 14 days;
+    # weight: 180 days), so a long record's years of vital signs are not paged through.
+    windows = _measure_windows(valuesets)
+    by_window: dict[int, list[str]] = {}
+    for entry in valuesets.entries_by_id["observation-codes"]:
+        if entry.match == "exact":
+            by_window.setdefault(windows.get(entry.attr("measure"), WEIGHT_LOSS_WINDOW_DAYS), []).append(
+                f"{entry.system}|{entry.code}")
+    local_pvr = [code for code in settings.get("POST_VOID_RESIDUAL_CODES") or () if "|" in code]
+    if local_pvr:
+        by_window.setdefault(windows["post-void-residual"], []).extend(local_pvr)
+    vitals = sorted(code for codes in by_window.values() for code in codes)
+    template = coded_keys("observations", "Observation", vitals, date_param="date", window_days=None)[0].template
+    queries = tuple(
+        query for window, codes in sorted(by_window.items())
+        for key_plan in coded_keys("observations", "Observation", codes, date_param="date", window_days=window)
+        for query in key_plan.queries
+    )
+    plan.add(KeyPlan("observations", template, "Observation", queries))
+    # Coded findings (retention, incontinence, saddle anaesthesia, deficits...), any time.
+    findings = _codes(valuesets, {"red-flag"})
+    for key_plan in coded_keys("observationFindings", "Observation", findings, date_param=None, window_days=None):
+        plan.add(key_plan)
+    # Oracle Health has no code search on Procedure either; prior surgery counts any time.
+    plan.add(KeyPlan("procedures", PREFETCH_TEMPLATES["procedures"], "Procedure", (SearchQuery("Procedure"),)))
+    plan.add(KeyPlan("medications", PREFETCH_TEMPLATES["medications"], "MedicationRequest", (
+        SearchQuery("MedicationRequest", (), "authoredon", MEDICATION_LOOKBACK_DAYS),
+        SearchQuery("MedicationRequest", (("status", "active"),), fallbacks=(("_count",), ("status",))),
+    )))
+    plan.add(KeyPlan("imagingStudies", PREFETCH_TEMPLATES["imagingStudies"], "ImagingStudy",
+                     (SearchQuery("ImagingStudy", (), "started", REPEAT_WINDOW_DAYS),)))
+    plan.add(KeyPlan("diagnosticReports", PREFETCH_TEMPLATES["diagnosticReports"], "DiagnosticReport",
+                     (SearchQuery("DiagnosticReport", (), "date", REPEAT_WINDOW_DAYS),)))
+    return plan
