@@ -14,6 +14,7 @@ What stopped a read is kept (`FetchResult.stopped`), so the data counts as incom
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -105,15 +106,32 @@ class FhirClient:
             raise FhirFetchError("a link is not a valid URL", kind="unreadable") from None
 
     def _content(self, response: requests.Response) -> bytes:
-        """The body, decompressed, refused past max_bytes; the deadline bounds a trickle too."""
+        """The body, decompressed, refused past max_bytes. A watchdog shuts the socket at the
+        deadline, so an EHR trickling one byte at a time cannot hold the fetch past it (each read
+        would otherwise wait only for the next byte)."""
+        watchdog = None
+        if self.deadline is not None:
+            watchdog = threading.Timer(max(0.0, self.deadline - time.monotonic()), _shut, (response,))
+            watchdog.daemon = True
+            watchdog.start()
         chunks, size = [], 0
-        for chunk in response.iter_content(chunk_size=65536):
-            size += len(chunk)
-            if size > self.max_bytes:
-                raise FhirFetchError("the answer is larger than FHIR_MAX_BYTES_PER_KEY", kind="unreadable")
-            if self.deadline is not None and time.monotonic() > self.deadline:
-                raise FhirFetchError("the gathering budget ran out", kind="budget")
-            chunks.append(chunk)
+        try:
+            for chunk in response.iter_content(chunk_size=65536):
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise FhirFetchError("the answer is larger than FHIR_MAX_BYTES_PER_KEY", kind="unreadable")
+                chunks.append(chunk)
+        except FhirFetchError:
+            raise
+        except Exception:  # the watchdog's shutdown, a reset, a broken gzip stream
+            if self._spent():
+                raise FhirFetchError("the gathering budget ran out", kind="budget") from None
+            raise FhirFetchError("the answer was cut off or not decodable", kind="unreadable") from None
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+        if self._spent():
+            raise FhirFetchError("the gathering budget ran out", kind="budget")
         return b"".join(chunks)
 
     def get_json(self, url: str) -> dict:
@@ -214,3 +232,16 @@ def _next_link(bundle: dict) -> str | None:
         if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
             return link["url"]
     return None
+
+
+def _shut(response: requests.Response) -> None:
+    """Shut the answer's socket (from the watchdog thread): a blocked read returns at once."""
+    for path in (("_connection", "sock"), ("_fp", "fp", "raw", "_sock")):
+        target = response.raw
+        try:
+            for name in path:
+                target = getattr(target, name)
+            target.shutdown(socket.SHUT_RDWR)
+            return
+        except (AttributeError, OSError):
+            continue

@@ -40,7 +40,10 @@ class SearchQuery:
     def _pairs(self, dropped: frozenset[str], reference: date | None, count: int | None) -> list[tuple[str, str]]:
         pairs = [(k, v) for k, v in self.params if k not in dropped]
         if self.date_param and self.window_days is not None and reference and "date" not in dropped:
-            pairs.append((self.date_param, "ge" + (reference - timedelta(days=self.window_days)).isoformat()))
+            try:
+                pairs.append((self.date_param, "ge" + (reference - timedelta(days=self.window_days)).isoformat()))
+            except OverflowError:  # a floor before year 1: no floor
+                pass
         if count and "_count" not in dropped:
             pairs.append(("_count", str(count)))
         return pairs

@@ -93,6 +93,11 @@ def shape_problem(value: Any, resource_type: str | None) -> str | None:
             return "an entry holds no resource"
         if resource_type and resource["resourceType"] not in (resource_type, "OperationOutcome", "Bundle"):
             return f"an entry is a {resource['resourceType'][:40]}, not a {resource_type}"
+    if resource_type == "Patient" and not any(
+        isinstance(e, dict) and isinstance(e.get("resource"), dict) and e["resource"].get("resourceType") == "Patient"
+        for e in entries
+    ):
+        return "a Bundle without the Patient"
     return None
 
 
@@ -106,9 +111,11 @@ def reference_date_floor(request: HookRequest, today: date) -> date:
         authored = resource.get("authoredOn") if isinstance(resource, dict) else None
         match = _AUTHORED.match(authored) if isinstance(authored, str) else None
         try:
-            dates.append(date(*map(int, match.groups())) if match else today)
+            day = date(*map(int, match.groups())) if match else today
         except ValueError:
-            dates.append(today)
+            day = today
+        # The read stage's plausible years (a date outside them is not read as a reference date).
+        dates.append(day if 1800 <= day.year <= 2200 else today)
     return min(dates) if dates else today
 
 

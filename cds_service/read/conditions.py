@@ -23,6 +23,7 @@ from cds_service.read.inputs import EpisodeCondition, Evidence, RedFlagFact
 IGNORED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 # Current signs need one of these clinical statuses (or none given).
 ACTIVE_CLINICAL = frozenset({"active", "recurrence", "relapse"})
+MAX_ONSET_AGE_DAYS = 150 * 365.25
 
 
 def read_condition(ctx: ReadContext, resource: dict, full_url: str | None) -> None:
@@ -70,10 +71,12 @@ def onset_of(ctx: ReadContext, resource: dict) -> date | None:
         return onset
     age = resource.get("onsetAge")
     birth = ctx.inputs.patient.birth_date
-    if isinstance(age, dict) and birth and isinstance(age.get("value"), (int, float)):
+    if isinstance(age, dict) and birth and isinstance(age.get("value"), (int, float)) \
+            and not isinstance(age.get("value"), bool):
         unit = str(age.get("code") or age.get("unit") or "a").lower()
         days = AGE_UNIT_DAYS.get(unit)
-        if days is not None:
+        # An age at onset outside 0-150 years (1e308, -5) is not an age: not read.
+        if days is not None and 0 <= age["value"] * days <= MAX_ONSET_AGE_DAYS:
             if days == 365.25 and float(age["value"]).is_integer():
                 try:  # whole years: the birthday itself, not an approximation
                     return birth.replace(year=birth.year + int(age["value"]))

@@ -50,6 +50,11 @@ AGE_UNIT_DAYS = {"a": 365.25, "yr": 365.25, "year": 365.25, "years": 365.25, "mo
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 
 
+# Years a clinical date can have (FHIR allows 0001-9999): outside them a date is taken as not
+# given, so no window or duration arithmetic runs on a typo such as 0001-01-01 or 9999-12-31.
+PLAUSIBLE_YEARS = (1800, 2200)
+
+
 def parse_date(value: Any) -> date | None:
     """FHIR date/dateTime/instant -> the calendar date as written; partial dates -> first day."""
     if not isinstance(value, str):
@@ -58,6 +63,8 @@ def parse_date(value: Any) -> date | None:
     if not match:
         return None
     year, month, day = match.group(1), match.group(2) or "01", match.group(3) or "01"
+    if not PLAUSIBLE_YEARS[0] <= int(year) <= PLAUSIBLE_YEARS[1]:
+        return None  # clinical-specification.md §3.3: a date no record can mean is not read
     try:
         return date(int(year), int(month), int(day))
     except ValueError:

@@ -15,6 +15,7 @@ from cds_service.read.inputs import Evidence
 IGNORED_MEDREQ_STATUS = frozenset({"entered-in-error", "cancelled", "draft"})
 IGNORED_MEDSTATEMENT_STATUS = frozenset({"entered-in-error", "not-taken"})
 ONGOING_MED_STATUS = frozenset({"active", "on-hold", "intended"})
+MAX_COURSE_DAYS = 3660
 
 
 def _medication_concepts(ctx: ReadContext, resource: dict) -> list[dict]:
@@ -78,7 +79,10 @@ def _course(ctx: ReadContext, resource: dict, dosages: list) -> tuple[date | Non
             days = AGE_UNIT_DAYS.get(str(supply.get("code") or supply.get("unit") or "d").lower(), 1)
             repeats = dispense.get("numberOfRepeatsAllowed")
             fills = 1 + (repeats if isinstance(repeats, int) and repeats > 0 else 0)
-            end = start + timedelta(days=round(supply["value"] * days * fills) - 1)
+            covered = supply["value"] * days * fills
+            # A course is counted over at most MAX_COURSE_DAYS (a 1e308-day supply is a typo).
+            covered = min(max(covered, 1), MAX_COURSE_DAYS) if covered == covered else 1
+            end = start + timedelta(days=round(covered) - 1)
         elif resource.get("status") in ONGOING_MED_STATUS:
             end = max(start, ctx.inputs.reference_date)
     return start, end

@@ -249,3 +249,16 @@ def test_discovery_asks_only_for_what_the_pathway_reads(client):
         assert all(len(t) <= 2000 for t in templates.values())
         assert all(t.count(",") < 64 for t in templates.values())
         assert templates["conditions"] == "Condition?patient={{context.patientId}}"  # Oracle: no code search
+
+
+@pytest.mark.parametrize("bad", [searchset(), searchset(LBP), LBP, "Patient", {}])
+def test_an_unusable_patient_value_is_fetched_or_412(client, ehr, bad):
+    ehr.reset()
+    ehr.add(PATIENT, LBP)
+    prefetch = {key: searchset() for key in PREFETCH_TEMPLATES}
+    prefetch.update(patient=bad, conditions=searchset(LBP))
+    answer = call(client, hook(prefetch, ehr.base_url))
+    assert rating_of(answer) == "not-appropriate"  # judged with the fetched Patient
+    assert any(s.path == f"/fhir/Patient/{PATIENT_ID}" for s in ehr.seen())
+    response = client.post(SERVICE, data=json.dumps(hook(prefetch)), content_type="application/json")
+    assert response.status_code == 412

@@ -122,3 +122,44 @@ def test_arbitrary_feedback_items_never_500(client, item):
 def assert_never_feedback_500(response):
     assert response.status_code < 500, response.get_data(as_text=True)
     assert response.mimetype == "application/json"
+
+
+# Extreme values inside otherwise valid resources (issue "Reliability", finding 4): dates at the
+# years 1 and 9999, huge and negative numbers, wrong JSON types inside Bundles.
+extreme_dates = st.sampled_from(["0001-01-01", "9999-12-31", "0001-01-01T00:30:00+01:00",
+                                 "9999-12-31T23:59:59-10:00", "2026-02-30", "1799-12-31", "2026"])
+extreme_numbers = st.sampled_from([1e308, -1e308, 1e20, -1, 0, 2**63, -(2**63)]) | st.floats(allow_nan=False)
+bundle_junk = st.sampled_from([5, "abc", [5], [None], [{"resource": 5}], {"entry": 5}, None])
+
+
+@FUZZ
+@given(onset=extreme_dates, authored=extreme_dates, birth=extreme_dates, age=extreme_numbers,
+       supply=extreme_numbers, temperature=extreme_numbers, when=extreme_dates, junk=bundle_junk)
+@example(onset="9999-12-31", authored="0001-01-01", birth="1970-05-01", age=1e308, supply=1e308,
+         temperature=1e308, when="0001-01-01", junk=5)
+def test_extreme_values_inside_resources_never_500(client, onset, authored, birth, age, supply, temperature, when, junk):
+    from tests.support.hook_requests import LBP_CONDITION, MRI_ORDER, PATIENT, PATIENT_ID, searchset
+
+    subject = {"reference": f"Patient/{PATIENT_ID}"}
+    prefetch = full_prefetch()
+    prefetch["patient"] = dict(PATIENT, birthDate=birth)
+    prefetch["conditions"] = searchset(
+        dict(LBP_CONDITION, onsetDateTime=onset),
+        {k: v for k, v in dict(LBP_CONDITION, id="c-age", onsetAge={"value": age, "unit": "a", "code": "a"}).items()
+         if k != "onsetDateTime"},
+    )
+    prefetch["observations"] = searchset({
+        "resourceType": "Observation", "id": "t1", "status": "final", "subject": subject, "effectiveDateTime": when,
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8310-5"}]},
+        "valueQuantity": {"value": temperature, "unit": "Cel", "code": "Cel"},
+    })
+    prefetch["medications"] = searchset({
+        "resourceType": "MedicationRequest", "id": "m1", "status": "active", "intent": "order", "subject": subject,
+        "authoredOn": when, "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "8640"}]},
+        "dispenseRequest": {"expectedSupplyDuration": {"value": supply, "unit": "d", "code": "d"}},
+    })
+    prefetch["procedures"] = {"resourceType": "Bundle", "entry": junk}
+    body = hook_request("order-sign", prefetch=prefetch)
+    body["context"]["draftOrders"]["entry"][0]["resource"] = dict(MRI_ORDER, authoredOn=authored)
+    response = client.post(f"/cds-services/{SERVICES[1]}", data=json.dumps(body), content_type="application/json")
+    assert_never_500(response)
