@@ -91,20 +91,7 @@ class TestRepository extends MemoryRepository {
     if (searchRequest.sortRules?.length || searchRequest.types) {
       return super.search(searchRequest);
     }
-    const resources = this.resources.get(searchRequest.resourceType) ?? new Map();
-    let matches = [];
-    for (const resource of resources.values()) {
-      if (matchesSearchRequest(resource, searchRequest)) {
-        matches.push(resource);
-      }
-    }
-    if (options.shuffle) {
-      const seed = String(options.shuffle_seed);
-      matches = matches
-        .map((resource) => [shuffleKey(seed, resource.id), resource])
-        .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
-        .map(([, resource]) => resource);
-    }
+    const matches = this.matchesOf(searchRequest);
     const start = searchRequest.offset ?? 0;
     const end = searchRequest.count === undefined ? undefined : start + searchRequest.count;
     const entry = matches.slice(start, end).map((resource) => ({ resource: deepClone(resource) }));
@@ -115,6 +102,45 @@ class TestRepository extends MemoryRepository {
       total: matches.length,
     };
   }
+}
+
+// Like HAPI FHIR, the result list of a search is kept for its next pages (HAPI stores it and pages
+// through it): the later pages of one search cost a slice, not a new scan. Any write drops it.
+TestRepository.prototype.matchesOf = function matchesOf(searchRequest) {
+  const { offset, count, ...query } = searchRequest;
+  const key = JSON.stringify([query, options.shuffle, options.shuffle_seed]);
+  this.searchCache ??= new Map();
+  const cached = this.searchCache.get(key);
+  if (cached) {
+    return cached;
+  }
+  const resources = this.resources.get(searchRequest.resourceType) ?? new Map();
+  let matches = [];
+  for (const resource of resources.values()) {
+    if (matchesSearchRequest(resource, searchRequest)) {
+      matches.push(resource);
+    }
+  }
+  if (options.shuffle) {
+    const seed = String(options.shuffle_seed);
+    matches = matches
+      .map((resource) => [shuffleKey(seed, resource.id), resource])
+      .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+      .map(([, resource]) => resource);
+  }
+  if (this.searchCache.size > 200) {
+    this.searchCache.clear();
+  }
+  this.searchCache.set(key, matches);
+  return matches;
+};
+
+for (const method of ['createResource', 'updateResource', 'deleteResource', 'clear']) {
+  const original = MemoryRepository.prototype[method];
+  TestRepository.prototype[method] = function write(...args) {
+    this.searchCache?.clear();
+    return original.apply(this, args);
+  };
 }
 
 function shuffleKey(seed, id) {
