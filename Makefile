@@ -25,7 +25,7 @@ $(FHIR_TEST_SERVER_STAMP): $(FHIR_TEST_SERVER)/package-lock.json
 	touch $@
 
 run: $(STAMP)
-	$(BIN)/lumbar-cds serve --host $${CDS_HOST:-127.0.0.1} --port $${CDS_PORT:-8080}
+	$(BIN)/lumbar-cds serve  # binds CDS_HOST:CDS_PORT (default 127.0.0.1:8080)
 
 test: $(STAMP) $(FHIR_TEST_SERVER_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

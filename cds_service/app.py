@@ -20,14 +20,16 @@ from flask_cors import CORS
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from cds_service.config import load_settings
-from cds_service.governance.store import create_recorder
+from cds_service.governance.store import create_recorder, store_readiness
 from cds_service.hooks.errors import CdsError
 from cds_service.hooks.registry import ServiceRegistry
-from cds_service.logs import configure_logging, log_event
+from cds_service.logs import configure_logging, log_event, said_once, warn_once
 from cds_service.pipeline import Evaluator
 from cds_service.security import auth
 from cds_service.web.api import api, json_response, log_request
 
+# The environ key where web.serving.BufferedWsgi puts the perf_counter() of a request's arrival.
+RECEIVED_AT = "lumbar_cds.received_at"
 # Werkzeug's HTTP errors mapped onto our numbered messages.
 _HTTP_TO_CODE = {404: "LCDS-1404P", 405: "LCDS-1405", 413: "LCDS-1413", 415: "LCDS-1415", 429: "LCDS-1429"}
 
@@ -75,14 +77,22 @@ def create_app(config: dict | None = None) -> Flask:
         max_age=600,
     )
 
+    # The request's clock starts first, before the JWT check (`ms` and the latency histogram
+    # include authentication); under `serve`, at the first byte (web.serving.BufferedWsgi).
+    @app.before_request
+    def start_timer():
+        g.started = request.environ.get(RECEIVED_AT) or time.perf_counter()
+
     app.register_blueprint(api)
     from cds_service.governance.dashboard import dashboard_bp
     from cds_service.governance.feedback import feedback_bp
     from cds_service.web.openapi import openapi_bp
+    from cds_service.web.ops import ops_bp
 
     app.register_blueprint(feedback_bp)
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(openapi_bp)
+    app.register_blueprint(ops_bp)
     auth.init_app(app)
     _warn_at_start_up(settings, logger)
 
@@ -90,9 +100,14 @@ def create_app(config: dict | None = None) -> Flask:
     def healthz():
         return json_response({"status": "ok"})
 
-    @app.before_request
-    def start_timer():
-        g.started = time.perf_counter()
+    @app.get("/readyz")
+    def readyz():
+        # Ready when the governance store is reachable and its schema is at head. The reason is
+        # fixed text: never the URL (credentials) nor anything from a record.
+        reason = store_readiness(app.extensions["lumbar_cds"].recorder)
+        if reason:
+            return json_response({"status": "not ready", "reason": reason}, 503)
+        return json_response({"status": "ready"})
 
     app.after_request(log_request)
 
@@ -143,14 +158,13 @@ def create_app(config: dict | None = None) -> Flask:
     return app
 
 
-_warned: set[str] = set()
+_warned = said_once  # the one-time warnings seen (tests clear it)
 
 
 def _warn_at_start_up(settings: dict, logger) -> None:
-    """Deployment choices that weaken a guarantee, said once per process at start-up."""
+    """Deployment choices that weaken a guarantee, said once per process group at start-up."""
     if not settings.get("AUTH_REQUIRED"):
         return
-    if not settings.get("FHIR_ALLOWED_ORIGINS") and "allowlist" not in _warned:
-        _warned.add("allowlist")
-        log_event(logger, "authentication is on but CDS_FHIR_ALLOWED_ORIGINS is empty: any https "
-                  "fhirServer a client names is called; set the allowlist in production", 30)
+    if not settings.get("FHIR_ALLOWED_ORIGINS"):
+        warn_once(logger, "allowlist", "authentication is on but CDS_FHIR_ALLOWED_ORIGINS is empty: any "
+                  "https fhirServer a client names is called; set the allowlist in production")

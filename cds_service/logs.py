@@ -8,12 +8,20 @@ in URL paths (`/Patient/<id>` -> `/Patient/[id]`) and URL query strings (`?patie
 `?[query]`), as a library's request line (urllib3 at DEBUG) would carry them. The filter sits on
 the one handler, which is the root logger's: every logger's records pass it, the package's and
 third-party libraries' alike. Third-party loggers are capped at WARNING unless the operator asks
-for them (CDS_LOG_THIRD_PARTY=true).
+for them (CDS_LOG_THIRD_PARTY=true); gunicorn's own lines (start, listening, workers booted and
+exited) are kept, in the same JSON (`web.serving.JsonGunicornLogger`).
+
+One-time warnings (`warn_once`: a deployment choice that weakens a guarantee) are said once per
+process group: under `lumbar-cds serve`, the first process to say one leaves a marker in the
+instance's own folder (LUMBAR_CDS_ONCE_DIR, set by `serve`), so the other workers, and a worker
+that replaces one, stay quiet; elsewhere once per process; never when the folder is `-`
+(`lumbar-cds evaluate`, a developer's tool run on the shipped defaults).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from datetime import UTC, datetime
@@ -32,8 +40,9 @@ _QUERY = re.compile(r"(?<=[\w/.\]])\?[^\s\"']+")
 
 # Loggers of the libraries the service uses: capped at WARNING unless CDS_LOG_THIRD_PARTY=true
 # (urllib3 logs every request line at DEBUG, sqlalchemy every statement at INFO).
-THIRD_PARTY_LOGGERS = ("urllib3", "requests", "sqlalchemy", "alembic", "werkzeug", "gunicorn.error",
-                       "uvicorn", "uvicorn.error")
+THIRD_PARTY_LOGGERS = ("urllib3", "requests", "sqlalchemy", "alembic", "werkzeug", "uvicorn",
+                       "uvicorn.error")
+ONCE_ENV = "LUMBAR_CDS_ONCE_DIR"  # set by `lumbar-cds serve`; "-" turns one-time warnings off
 
 
 def redact(text: str) -> str:
@@ -128,3 +137,24 @@ def get_logger(name: str | None = None) -> logging.Logger:
 
 def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields) -> None:
     logger.log(level, event, extra={"fields": fields})
+
+
+said_once: set[str] = set()  # the one-time warnings this process has seen (said or not)
+
+
+def warn_once(logger: logging.Logger, key: str, event: str, level: int = logging.WARNING, **fields) -> None:
+    """Log `event` once per process group (see the module docstring); `key` names the warning."""
+    if key in said_once:
+        return
+    said_once.add(key)
+    folder = os.environ.get(ONCE_ENV)
+    if folder == "-":
+        return
+    if folder:
+        try:
+            os.close(os.open(os.path.join(folder, key), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            return  # another process of the group said it
+        except OSError:
+            pass  # the folder is gone: say it here rather than not at all
+    log_event(logger, event, level, **fields)

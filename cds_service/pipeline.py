@@ -3,7 +3,8 @@
 Role in the data flow: the pure core behind the controller. It takes the validated request, the
 gathered FHIR data and the reference clock value, and returns the CDS Hooks response together
 with one `Judgement` per judged order for the governance store. No I/O happens here: the value
-sets are loaded and the card templates compiled once, when the Evaluator is built at start-up.
+sets are loaded, the card templates compiled and the free-text pipeline built once, when the
+Evaluator is built at start-up.
 
     read.parse_inputs  ->  decide.decide  ->  render.CardRenderer.render  ->  response
 """
@@ -19,6 +20,7 @@ from cds_service.hooks.envelope import HookRequest
 from cds_service.queries import build_query_plan
 from cds_service.read.local_codes import load_local_codes
 from cds_service.read.parser import parse_inputs
+from cds_service.read.text import default_reader
 from cds_service.read.valuesets import load_valuesets
 from cds_service.render.cards import CardRenderer
 from cds_service.render.result import EvaluationResult, Judgement
@@ -35,11 +37,14 @@ class Evaluator:
         self.renderer = CardRenderer(cards_dir(settings.get("CARDS_DIR")))
         # The prefetch templates and the service's own FHIR searches, narrowed from the value sets.
         self.query_plan = build_query_plan(self.valuesets, settings)
+        # The free-text reader (medspaCy pipeline, about 1 s to build): built here, at start-up,
+        # once per process; its results are cached by content hash (clinical-specification.md §9.6).
+        self.text_reader = default_reader()
 
     def evaluate(self, request: HookRequest, gathered: GatheredData, now: datetime) -> EvaluationResult:
         """`now` is an aware UTC datetime; its date is the reference date when no order has an
         authoredOn (clinical-specification.md §7, "Reference date")."""
-        inputs = parse_inputs(request, gathered, self.valuesets, self.settings, now.date())
+        inputs = parse_inputs(request, gathered, self.valuesets, self.settings, now.date(), self.text_reader)
         decisions = decide(inputs)
         patient_reference = inputs.patient.reference or f"Patient/{request.patient_id}"
         rendered = self.renderer.render(decisions, patient_reference, inputs.reference_date)

@@ -17,6 +17,13 @@ from cds_service.read.valuesets import ValueSets
 # overlaps them; one authored up to a year before that window (courses up to a year long) or
 # still active covers every such course. Two searches, merged.
 MEDICATION_LOOKBACK_DAYS = 730
+# Prior management (physical therapy referrals and visits) is asked for over the same two years:
+# an episode's management older than that is not fetched (clinical-specification.md §8.4).
+MANAGEMENT_LOOKBACK_DAYS = 730
+# Codes a referral is searched by: procedure codes (SNOMED CT, CPT); drugs and service types are not.
+REFERRAL_SYSTEMS = frozenset({"http://snomed.info/sct", "http://www.ama-assn.org/go/cpt"})
+# Clinical notes (clinical-specification.md §9.1): those written in the last 90 days.
+NOTES_LOOKBACK_DAYS = 90
 
 
 # Procedure codes (CPT) name what was done, never what was observed: not asked for on Observation.
@@ -84,4 +91,19 @@ def build_query_plan(valuesets: ValueSets, settings: dict) -> QueryPlan:
                      (SearchQuery("ImagingStudy", (), "started", REPEAT_WINDOW_DAYS),)))
     plan.add(KeyPlan("diagnosticReports", PREFETCH_TEMPLATES["diagnosticReports"], "DiagnosticReport",
                      (SearchQuery("DiagnosticReport", (), "date", REPEAT_WINDOW_DAYS),)))
+    # A server that refuses the category (or the date) is asked again without them.
+    plan.add(KeyPlan("clinicalNotes", PREFETCH_TEMPLATES["clinicalNotes"], "DocumentReference", (
+        SearchQuery("DocumentReference", (("category", "clinical-note"),), "date", NOTES_LOOKBACK_DAYS,
+                    fallbacks=(("date", "_count"), ("category",))),
+    )))
+    # Prior management (§5.8): referrals by code, visits by date; Procedures and
+    # MedicationRequests are read from the keys above.
+    referrals = sorted(f"{e.system}|{e.code}" for vs in valuesets.of_purpose("management")
+                       for e in valuesets.entries_by_id[vs.id]
+                       if e.match == "exact" and e.system in REFERRAL_SYSTEMS)
+    for key_plan in coded_keys("serviceRequests", "ServiceRequest", referrals, date_param="authored",
+                               window_days=MANAGEMENT_LOOKBACK_DAYS):
+        plan.add(key_plan)
+    plan.add(KeyPlan("encounters", PREFETCH_TEMPLATES["encounters"], "Encounter",
+                     (SearchQuery("Encounter", (), "date", MANAGEMENT_LOOKBACK_DAYS),)))
     return plan

@@ -36,7 +36,72 @@ def test_the_readme_example_request_gives_the_6_week_warning(client):
     (card,) = response.get_json()["cards"]
     assert card["indicator"] == "warning"
     assert card["source"]["topic"]["code"] == "imaging-before-6-weeks"
-    assert "2026-12-18" in card["detail"]  # six weeks after the 2026-11-06 onset
+    assert "Reassess on 18 Dec 2026" in card["detail"]  # six weeks after the 6 Nov 2026 onset
     (action,) = response.get_json()["extension"]["systemActions"]
     rating = next(e for e in action["resource"]["extension"] if e["url"].endswith("/pama-rating"))
     assert rating["valueCodeableConcept"]["coding"][0]["code"] == "not-appropriate"
+
+
+# --- the Docker quick start ------------------------------------------------------------------
+
+
+def _dockerfile() -> tuple[dict[str, str], list[str]]:
+    """The final stage's ENV settings and its CMD, read as Docker reads them."""
+    text = (ROOT / "Dockerfile").read_text()
+    final = text.rsplit("\nFROM ", 1)[1]
+    lines = [line for line in final.splitlines() if not line.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n", " ", "\n".join(lines))
+    env: dict[str, str] = {}
+    for instruction in re.findall(r"^ENV (.*)$", joined, re.M):
+        env.update(dict(pair.split("=", 1) for pair in instruction.split()))
+    (cmd,) = re.findall(r"^CMD (\[.*\])$", joined, re.M)
+    return env, json.loads(cmd)
+
+
+def _readme_docker_run() -> tuple[str, dict[str, str]]:
+    quick_start = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    (run,) = [line for line in quick_start.splitlines() if line.startswith("docker run --rm")]
+    return run, dict(value.split("=", 1) for value in re.findall(r"-e (\S+=\S+)", run))
+
+
+def test_the_docker_quick_start_fits_the_image():
+    """Issue 14: the documented container answered 401 to every call (auth on, no issuer)."""
+    from cds_service.cli import _preflight, build_parser
+    from cds_service.config import load_settings
+
+    image_env, cmd = _dockerfile()
+    assert image_env["CDS_AUTH_REQUIRED"] == "true" and "--require-fhir-allowlist" in cmd
+    run, given = _readme_docker_run()
+    assert given == {"CDS_AUTH_REQUIRED": "false"} and "demo" in run
+    quick_start = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    assert "not for production" in quick_start and "--require-fhir-allowlist" in quick_start
+    settings = load_settings(environ={**image_env, **given})
+    assert settings["AUTH_REQUIRED"] is False
+    assert cmd[:2] == ["lumbar-cds", "serve"]
+    assert _preflight(build_parser().parse_args(cmd[1:]), settings) is None  # it starts
+    # Without the README's settings the image refuses to start (the allowlist rule), in one line.
+    assert "refusing to start" in _preflight(build_parser().parse_args(cmd[1:]), load_settings(environ=image_env))
+
+
+def test_the_docker_quick_start_answers_the_curl(tmp_path):
+    """The image's command and settings plus the README's, served (gunicorn, as in the image;
+    on a free loopback port instead of 0.0.0.0:8080): discovery and the example call answer."""
+    import requests
+
+    from tests.cli.served import Served
+
+    image_env, cmd = _dockerfile()
+    _, given = _readme_docker_run()
+    env = {k: v for k, v in {**image_env, **given}.items() if k != "CDS_DATABASE_PATH"}  # /data: the volume
+    args, skip = [], 0
+    for arg in cmd[2:]:
+        if skip or arg in ("--host", "--port", "--workers"):
+            skip = 0 if skip else 1
+            continue
+        args.append(arg)
+    with Served(tmp_path, env=env, args=tuple(args)) as served:
+        discovery = requests.get(f"{served.base}/cds-services", timeout=10)
+        assert discovery.status_code == 200 and len(discovery.json()["services"]) == 2
+        body = json.loads((ROOT / "examples" / "order-sign-acute-lbp.json").read_text())
+        answer = requests.post(f"{served.base}/cds-services/lumbar-imaging-order-sign", json=body, timeout=30)
+        assert answer.status_code == 200 and answer.json()["cards"]

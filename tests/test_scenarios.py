@@ -17,6 +17,7 @@ import pytest
 
 from tests.support.medplum import MedplumFhirServer
 from tests.support.scenario import (
+    PLANNED_TEMPLATES,
     PREFETCH_KEYS,
     README_PATH,
     SCENARIO_TOKEN,
@@ -41,8 +42,15 @@ except ImportError:  # pragma: no cover - only until the module lands
 SCENARIOS = load_scenarios()
 IDS = [name for name, _ in SCENARIOS]
 
-# The FHIR resource types the service reads for its prefetch keys (cds_service/registry.py).
-FETCHED_TYPES = {"Patient", "Condition", "Observation", "Procedure", "MedicationRequest", "ImagingStudy", "DiagnosticReport"}
+# The FHIR resource types the service reads for its prefetch keys (cds_service/queries.py).
+FETCHED_TYPES = {template.split("?")[0].split("/")[0] for template in PLANNED_TEMPLATES.values()}
+
+
+def note_urls(request: dict) -> list[str]:
+    """The attachment urls of the clinical notes a vignette holds (fetched as Binary)."""
+    notes = (request["prefetch"].get("clinicalNotes") or {}).get("entry") or []
+    return [c["attachment"]["url"] for e in notes for c in e["resource"].get("content") or []
+            if c.get("attachment", {}).get("url")]
 
 
 def conformance_problems(body: dict) -> list[str]:
@@ -67,10 +75,21 @@ def test_fixture_is_well_formed(name, fixture):
 
 
 @pytest.mark.parametrize(("name", "fixture"), SCENARIOS, ids=IDS)
-def test_scenario_with_full_prefetch(client, name, fixture):
-    request = fixture["request"]
-    response = client.post(service_path(request), json=request)
-    check_answer(response, request, fixture["expected"])
+def test_scenario_with_full_prefetch(client, request, name, fixture):
+    body = fixture["request"]
+    if fixture.get("binaries"):
+        # A clinical note's attachment url: the EHR's FHIR server holds only the Binary, and the
+        # service fetches nothing else (everything else is prefetched).
+        server = request.getfixturevalue("ehr_server")
+        server.reset()
+        load_fhir_server(server, {}, fixture["binaries"])
+        sent = dict(without_prefetch(body, server.base_url), prefetch=copy.deepcopy(body["prefetch"]))
+        response = client.post(service_path(body), json=sent)
+        check_answer(response, body, fixture["expected"])
+        assert {s.path.split("/")[2] for s in server.seen()} == {"Binary"}
+        return
+    response = client.post(service_path(body), json=body)
+    check_answer(response, body, fixture["expected"])
 
 
 @pytest.fixture(scope="module")
@@ -87,12 +106,13 @@ def ehr_server():
 def test_scenario_fetched_from_fhir_server(client, ehr_server, name, fixture):
     request = fixture["request"]
     ehr_server.reset()
-    assert load_fhir_server(ehr_server, request["prefetch"]) >= 1
+    assert load_fhir_server(ehr_server, request["prefetch"], fixture.get("binaries", [])) >= 1
     response = client.post(service_path(request), json=without_prefetch(request, ehr_server.base_url))
     check_answer(response, request, fixture["expected"])
-    # Every prefetch key was fetched, each time with the bearer token and nothing else.
+    # Every prefetch key was fetched (and the notes' Binary attachments), each time with the
+    # bearer token and nothing else.
     seen = ehr_server.seen()
-    assert {s.path.split("/")[2] for s in seen} == FETCHED_TYPES
+    assert {s.path.split("/")[2] for s in seen} == FETCHED_TYPES | ({"Binary"} if note_urls(request) else set())
     assert {s.authorization for s in seen} == {f"Bearer {SCENARIO_TOKEN}"}
 
 
@@ -131,14 +151,19 @@ def test_the_reader_catches_a_wrong_answer(client):
     tampered = copy.deepcopy(body)
     card = tampered["cards"][0]
     card.pop("suggestions")
-    card["detail"] = card["detail"].replace("ServiceRequest/sr-1", "the order")
+    card["extension"]["lumbar-imaging-cds-evidence"].pop("order")
     tampered["systemActions"][0]["resource"]["extension"][1]["valueUri"] = "consult-1"
     problems = outcome(tampered, request).problems
     assert any("names 0 draft orders" in p for p in problems)
     assert any("consult-id" in p for p in problems)
-    # A detail that no longer quotes the patient's evidence; a reference that must never appear.
+    # A card whose summary or detail shows a resource id (§7.3: they go to the extension).
     tampered = copy.deepcopy(body)
-    tampered["cards"][0]["detail"] = tampered["cards"][0]["detail"].replace("Condition/cond-1", "Condition/cond-10")
+    tampered["cards"][0]["detail"] += " See Condition/cond-1."
+    assert any("detail shows resource ids ['Condition/cond-1']" in p for p in outcome(tampered, request).problems)
+    # Evidence that no longer holds the patient's record; a reference that must never appear.
+    tampered = copy.deepcopy(body)
+    for item in tampered["cards"][0]["extension"]["lumbar-imaging-cds-evidence"]["evidence"]:
+        item["reference"] = item["reference"].replace("Condition/cond-1", "Condition/cond-10")
     assert outcome(tampered, request).citation_problems(fixture["expected"]) == [
         "imaging-before-6-weeks card for ServiceRequest/sr-1 does not cite Condition/cond-1"
     ]

@@ -24,7 +24,9 @@ IMAGING_BEFORE_6_WEEKS = "imaging-before-6-weeks"
 PREFER_MRI = "prefer-mri-without-contrast"
 REPEAT_IMAGING = "repeat-imaging"
 DURATION_UNKNOWN = "symptom-duration-unknown"
-TOPICS = (CAUDA_EQUINA_RISK, IMAGING_BEFORE_6_WEEKS, PREFER_MRI, REPEAT_IMAGING, DURATION_UNKNOWN)
+NO_PRIOR_MANAGEMENT = "no-prior-management"
+TOPICS = (CAUDA_EQUINA_RISK, IMAGING_BEFORE_6_WEEKS, PREFER_MRI, REPEAT_IMAGING, DURATION_UNKNOWN,
+          NO_PRIOR_MANAGEMENT)
 
 # --- Ratings (Argonaut PAMA guidance, clinical-specification.md §7) -----------------------------------
 APPROPRIATE = "appropriate"
@@ -78,6 +80,8 @@ class OrderDecision:
     six_weeks_date: date | None = None
     prior_imaging: PriorImaging | None = None
     prior_surgery: list[Evidence] = field(default_factory=list)
+    # Conservative care within the episode (clinical-specification.md §5.8), what variant 3 rests on.
+    management: list[Evidence] = field(default_factory=list)
     unavailable_data: list[str] = field(default_factory=list)
     incomplete_data: dict[str, str] = field(default_factory=dict)  # key -> why (§8.3)
     rating_withheld: bool = False  # a rating was due but rests on incomplete data (§8.3)

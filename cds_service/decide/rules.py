@@ -25,9 +25,13 @@ The rules, in the order they are applied to each order (clinical-specification.m
 6. Duration unknown (no onset and no recordedDate on any episode condition) ->
    `symptom-duration-unknown` (info), `no-criteria-apply`.
 7. Fewer than 42 days since onset -> `imaging-before-6-weeks` (warning), `not-appropriate`
-   (ACR variants 1-2). 42 days or more -> ACR variant 3, or variant 5 after prior lumbar surgery
-   (where contrast MRI and X-ray are usually appropriate); usually appropriate -> no card,
-   `appropriate`; otherwise `prefer-mri-without-contrast` (info), rated as in rule 5.
+   (ACR variants 1-2). 42 days or more -> variant 5 after prior lumbar surgery (where contrast
+   MRI and X-ray are usually appropriate); otherwise, with no conservative care on record within
+   the episode (physical therapy, manipulation, exercise therapy, analgesics, or text evidence of
+   them) -> `no-prior-management` (warning), ACR variant 2, `not-appropriate`; with it, ACR
+   variant 3. Usually appropriate -> no card, `appropriate`; otherwise
+   `prefer-mri-without-contrast` (info), rated as in rule 5. Red flags (rules 2, 5) never wait
+   for management.
 
 Look-back windows: a fact counts when 0 <= (reference date - fact date) <= window_days (the
 window's last day included); a fact dated after the reference date does not count; a fact with
@@ -69,6 +73,7 @@ from cds_service.decide.outcomes import (
     DURATION_UNKNOWN,
     IMAGING_BEFORE_6_WEEKS,
     NO_CRITERIA_APPLY,
+    NO_PRIOR_MANAGEMENT,
     NOT_APPROPRIATE,
     PREFER_MRI,
     REASON_APPROPRIATE_6_WEEKS,
@@ -229,11 +234,28 @@ def _decide_order(
         decision.suggestion = SUGGEST_DELETE_AND_REFER
         return decision
 
-    # 6 weeks or more: variant 3, or variant 5 after prior lumbar surgery.
-    variant = "5" if inputs.spinal_surgery else "3"
+    # 6 weeks or more: variant 5 after prior lumbar surgery; otherwise variant 3 needs
+    # conservative care within the episode, and without it variant 2 (no prior management).
     if inputs.spinal_surgery:
         decision.evidence = decision.evidence + list(inputs.spinal_surgery)
-    return _judge_study(decision, variant, REASON_APPROPRIATE_6_WEEKS)
+        return _judge_study(decision, "5", REASON_APPROPRIATE_6_WEEKS)
+    decision.management = episode_management(inputs, start.onset)
+    if not decision.management:
+        decision.topic, decision.indicator, decision.reason = NO_PRIOR_MANAGEMENT, "warning", NO_PRIOR_MANAGEMENT
+        decision.acr_variant = "2"
+        decision.rating = NOT_APPROPRIATE
+        decision.suggestion = SUGGEST_DELETE_AND_REFER
+        return decision
+    decision.evidence = decision.evidence + decision.management
+    return _judge_study(decision, "3", REASON_APPROPRIATE_6_WEEKS)
+
+
+def episode_management(inputs: PathwayInputs, onset) -> list:
+    """Conservative care dated within the current episode, from its start to the reference date
+    (clinical-specification.md §5.8). Care before the episode began, or undated, does not count."""
+    ref = inputs.reference_date
+    found = [e for e in inputs.management if e.date is not None and onset <= e.date <= ref]
+    return sorted(found, key=lambda e: e.date)
 
 
 def _judge_study(decision: OrderDecision, variant: str, appropriate_reason: str) -> OrderDecision:

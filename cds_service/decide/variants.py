@@ -37,6 +37,7 @@ MRI_WITHOUT = study_key(MRI, WITHOUT)
 # (clinical-specification.md §6.1): (usually appropriate, may be appropriate). Anything else is usually not appropriate.
 ACR_VARIANTS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "1": (frozenset(), frozenset()),
+    "2": (frozenset(), frozenset()),  # subacute or chronic, no prior management (§5.8)
     "3": (
         frozenset({MRI_WITHOUT}),
         frozenset({XR, study_key(MRI, WITHOUT_WITH), study_key(CT, WITHOUT), CT_MYELOGRAPHY}),

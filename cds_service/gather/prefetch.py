@@ -14,6 +14,8 @@ explicit failure modes (as HAPI FHIR's CDS Hooks module has one), following CDS 
 - every key ends complete, known empty, or incomplete with a reason (`GatheredData.incomplete`):
   not-fetched, page-cap, entry-cap, budget, refused, error or unreadable. A rating that rests on
   an incomplete key is not given (the decide stage);
+- the url attachments of the gathered clinical notes are fetched last (`gather.attachments`),
+  under the same rules and deadline; a failed one makes `clinicalNotes` incomplete;
 - a required key (`patient`, `conditions`) that cannot be had at all -> CdsError 412.
 """
 
@@ -27,6 +29,8 @@ from datetime import date
 from typing import Any
 from urllib.parse import quote
 
+from cds_service import metrics
+from cds_service.gather.attachments import gather_attachments
 from cds_service.gather.fhir_client import FetchResult, FhirClient, FhirFetchError
 from cds_service.gather.planner import KeyPlan, QueryPlan
 from cds_service.hooks.envelope import HookRequest
@@ -45,6 +49,8 @@ class GatheredData:
     truncated: list[str] = field(default_factory=list)  # keys cut short (page cap, entry cap, budget)
     incomplete: dict[str, str] = field(default_factory=dict)  # key -> not-fetched|page-cap|...|unreadable
     requests: int = 0  # requests sent to fhirServer
+    # Clinical-note attachments held by url, fetched from fhirServer (gather.attachments): url -> bytes.
+    attachments: dict[str, Any] = field(default_factory=dict)
 
     def mark_incomplete(self, key: str, kind: str) -> None:
         self.incomplete.setdefault(key, kind)
@@ -121,8 +127,26 @@ def reference_date_floor(request: HookRequest, today: date) -> date:
 
 def gather(request: HookRequest, service: ServiceDefinition, settings: dict, plan: QueryPlan | None,
            today: date) -> GatheredData:
-    gathered = GatheredData()
     deadline = time.monotonic() + settings.get("GATHER_BUDGET_MS", 3000) / 1000
+    gathered = _gather_keys(request, service, settings, plan, today, deadline)
+    # Then the url attachments of the clinical notes, within what is left of the same budget.
+    make_client = (lambda: _client(request, settings, deadline)) if request.fhir_server else None
+    gather_attachments(gathered, make_client, deadline)
+    return gathered
+
+
+def _client(request: HookRequest, settings: dict, deadline: float) -> FhirClient:
+    return FhirClient(
+        request.fhir_server, request.access_token,
+        connect_timeout=settings["FHIR_CONNECT_TIMEOUT"], read_timeout=settings["FHIR_READ_TIMEOUT"],
+        max_pages=settings["FHIR_MAX_PAGES"], max_bytes=settings.get("FHIR_MAX_BYTES_PER_KEY", 20_000_000),
+        max_entries=settings.get("FHIR_MAX_ENTRIES_PER_KEY", 50_000), deadline=deadline,
+    )
+
+
+def _gather_keys(request: HookRequest, service: ServiceDefinition, settings: dict, plan: QueryPlan | None,
+                 today: date, deadline: float) -> GatheredData:
+    gathered = GatheredData()
     plan = plan or QueryPlan()
     jobs: dict[str, tuple[str, Any]] = {}  # key -> ("follow", first page) | ("fetch", KeyPlan | template)
     for key, template in service.prefetch.items():
@@ -156,12 +180,7 @@ def gather(request: HookRequest, service: ServiceDefinition, settings: dict, pla
     clients: list[FhirClient] = []
 
     def client() -> FhirClient:
-        made = FhirClient(
-            request.fhir_server, request.access_token,
-            connect_timeout=settings["FHIR_CONNECT_TIMEOUT"], read_timeout=settings["FHIR_READ_TIMEOUT"],
-            max_pages=settings["FHIR_MAX_PAGES"], max_bytes=settings.get("FHIR_MAX_BYTES_PER_KEY", 20_000_000),
-            max_entries=settings.get("FHIR_MAX_ENTRIES_PER_KEY", 50_000), deadline=deadline,
-        )
+        made = _client(request, settings, deadline)
         clients.append(made)
         return made
 
@@ -177,13 +196,21 @@ def gather(request: HookRequest, service: ServiceDefinition, settings: dict, pla
 
     # A pool of this call's own: a slow EHR holds only its own calls' threads (never another's).
     pool = ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="gather")  # one per key
+    begun = time.monotonic()
     try:
         futures = {key: pool.submit(run, key, job, what) for key, (job, what) in jobs.items()}
+        for future in futures.values():  # when each key ended: the fetch latency metric
+            future.add_done_callback(lambda done: setattr(done, "ended", time.monotonic()))
         wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()) + 0.05)
         for key, future in futures.items():
-            _collect(gathered, key, jobs[key][0], future)
+            try:
+                _collect(gathered, key, jobs[key][0], future)
+            finally:  # counted also when a required key fails the call (412)
+                metrics.fhir_fetch(key, gathered.incomplete.get(key, "complete"),
+                                   getattr(future, "ended", time.monotonic()) - begun)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+        metrics.gathering_done(sum(c.requests for c in clients), "budget" in gathered.incomplete.values())
     gathered.requests = sum(c.requests for c in clients)
     return gathered
 
@@ -257,7 +284,7 @@ def _has_next(bundle: dict) -> bool:
 
 
 def _unavailable(gathered: GatheredData, key: str, reason: str, kind: str = "not-fetched") -> None:
+    gathered.mark_incomplete(key, kind)
     if key in REQUIRED_PREFETCH_KEYS and key not in gathered.data:
         raise CdsError("LCDS-1412", {"key": key, "reason": reason}, field=f"prefetch.{key}")
     gathered.unavailable[key] = reason
-    gathered.mark_incomplete(key, kind)

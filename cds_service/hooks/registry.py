@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 # Prefetch keys. clinical-specification.md §7 fixes the first three; the others are of our own naming
-# (procedures for spinal surgery and prior imaging, medications for corticosteroids, imaging).
+# (procedures for spinal surgery and prior imaging, medications for corticosteroids, imaging,
+# clinical notes for the free text).
 PREFETCH_TEMPLATES: dict[str, str] = {
     "patient": "Patient/{{context.patientId}}",
     "conditions": "Condition?patient={{context.patientId}}",
@@ -19,6 +20,11 @@ PREFETCH_TEMPLATES: dict[str, str] = {
     "medications": "MedicationRequest?patient={{context.patientId}}",
     "imagingStudies": "ImagingStudy?patient={{context.patientId}}",
     "diagnosticReports": "DiagnosticReport?patient={{context.patientId}}",
+    # Clinical notes, read as free text (clinical-specification.md §9.1).
+    "clinicalNotes": "DocumentReference?patient={{context.patientId}}&category=clinical-note",
+    # Prior management (clinical-specification.md §5.8): referrals and physical-therapy visits.
+    "serviceRequests": "ServiceRequest?patient={{context.patientId}}",
+    "encounters": "Encounter?patient={{context.patientId}}",
 }
 
 # Without these the service cannot decide: 412 when they can be neither read nor fetched.

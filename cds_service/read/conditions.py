@@ -17,6 +17,14 @@ from cds_service.read.fhir import (
     parse_date,
     status_code,
 )
+from cds_service.read.free_text import (
+    TextSource,
+    affirms_episode,
+    apply_findings,
+    evidence_of,
+    read_source,
+    texts_of_notes,
+)
 from cds_service.read.inputs import EpisodeCondition, Evidence, RedFlagFact
 
 # clinical-specification.md §3: refuted / entered-in-error Conditions are not facts at all.
@@ -29,6 +37,7 @@ MAX_ONSET_AGE_DAYS = 150 * 365.25
 def read_condition(ctx: ReadContext, resource: dict, full_url: str | None) -> None:
     matches = ctx.lookup(concepts_of(resource.get("code")))
     if not matches:
+        _text_condition(ctx, resource, full_url)
         return
     if status_code(resource.get("verificationStatus")) in IGNORED_VERIFICATION:
         return
@@ -63,6 +72,54 @@ def read_condition(ctx: ReadContext, resource: dict, full_url: str | None) -> No
                 ctx.inputs.corticosteroids.append(ctx.evidence(ref, resource, entry, when))
         elif valueset.purpose == "spinal-surgery":
             ctx.inputs.spinal_surgery.append(ctx.evidence(ref, resource, entry, when))
+    notes = texts_of_notes(resource)
+    if notes:
+        source = TextSource(ref, "Condition", when, "note on the condition", current=active,
+                            episode_record=bool(episode_entries))
+        apply_findings(ctx, source, read_source(ctx, source, notes))
+
+
+def _dates(ctx: ReadContext, resource: dict) -> tuple[date | None, date | None, date | None]:
+    onset = onset_of(ctx, resource)
+    recorded = parse_date(resource.get("recordedDate"))
+    known = [d for d in (onset, recorded) if d]
+    return onset, recorded, max(known) if known else None
+
+
+def _text_condition(ctx: ReadContext, resource: dict, full_url: str | None) -> None:
+    """clinical-specification.md §9.1: a Condition no coding of which matched is read by its
+    code.text (and notes): "Low back pain with bilateral sciatica" qualifies the episode (when
+    the Condition is active) and carries the sign."""
+    code = resource.get("code")
+    texts = [code["text"]] if isinstance(code, dict) and isinstance(code.get("text"), str) else []
+    notes = texts_of_notes(resource)
+    if ctx.text_reader is None or not (texts or notes):
+        return
+    if status_code(resource.get("verificationStatus")) in IGNORED_VERIFICATION:
+        return
+    clinical = status_code(resource.get("clinicalStatus"))
+    active = clinical is None or clinical in ACTIVE_CLINICAL
+    onset, recorded, when = _dates(ctx, resource)
+    # The text first (prefiltered, cached): a Condition whose text says nothing is not validated.
+    found = read_source(ctx, TextSource("", "Condition", when, "condition text"), texts)
+    noted = read_source(ctx, TextSource("", "Condition", when, "note on the condition"), notes)
+    if not (found or noted):
+        return
+    ref = ctx.accept(resource, full_url)
+    if ref is None:
+        return
+    episode = affirms_episode(found)
+    if episode is not None and active:
+        ctx.inputs.episode.append(EpisodeCondition(
+            evidence=evidence_of(TextSource(ref, "Condition", onset or recorded, "condition text"),
+                                 "Back pain episode", episode.snippet),
+            onset=onset, recorded=recorded, laterality=ctx.laterality(resource, ()),
+        ))
+    is_episode = episode is not None and active
+    apply_findings(ctx, TextSource(ref, "Condition", when, "condition text", current=active,
+                                   episode_record=is_episode), found)
+    apply_findings(ctx, TextSource(ref, "Condition", when, "note on the condition", current=active,
+                                   episode_record=is_episode), noted)
 
 
 def onset_of(ctx: ReadContext, resource: dict) -> date | None:

@@ -55,6 +55,11 @@ class ReadContext:
     radicular_sides: list[tuple[frozenset[str], Evidence]] = field(default_factory=list)
     patient_suffix: str = ""
     vital_sign_windows: dict[str, int | None] = field(default_factory=dict)  # measure -> days
+    # Free text (clinical-specification.md §9): the TextReader (None: text is not read), the
+    # onsets durations in text give, and keys whose text could not be read (key -> why).
+    text_reader: Any = None
+    text_onsets: list[tuple[date, Evidence]] = field(default_factory=list)
+    text_gaps: dict[str, str] = field(default_factory=dict)
 
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
+from fhir.resources.R4B.documentreference import DocumentReference
+from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.imagingstudy import ImagingStudy
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.medicationstatement import MedicationStatement
@@ -27,7 +29,8 @@ MODELS = {
     "Condition": Condition, "Observation": Observation, "Procedure": Procedure,
     "MedicationRequest": MedicationRequest, "MedicationStatement": MedicationStatement,
     "ImagingStudy": ImagingStudy, "DiagnosticReport": DiagnosticReport,
-    "ServiceRequest": ServiceRequest, "Patient": Patient,
+    "ServiceRequest": ServiceRequest, "Patient": Patient, "Encounter": Encounter,
+    "DocumentReference": DocumentReference,
 }
 
 # Elements the parser never reads: left out of the model validation of a selected resource, so

@@ -34,7 +34,8 @@ class Evidence:
     system: str | None = None
     display: str | None = None
     date: date | None = None
-    text: str | None = None  # a short human description, e.g. "Body temperature 38.4 Cel"
+    text: str | None = None  # a short human description, e.g. "Body temperature 38.4 Cel"; for a
+    # free-text fact, the <= 120 character snippet of the source text the card may quote (§9.3)
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,9 @@ class PathwayInputs:
     prior_imaging: list[PriorImaging] = field(default_factory=list)
     spinal_surgery: list[Evidence] = field(default_factory=list)
     corticosteroids: list[Evidence] = field(default_factory=list)
+    # Conservative care documented in free text ("completed 6 weeks of PT", "tried naproxen"):
+    # management evidence, clinical-specification.md §9.4 (for the prior-management rule).
+    management: list[Evidence] = field(default_factory=list)
     orders: list[ImagingOrder] = field(default_factory=list)  # the orders to judge
     unavailable_data: list[str] = field(default_factory=list)  # prefetch keys not (wholly) seen
     # key -> why it is incomplete (not-fetched, page-cap, entry-cap, budget, refused, error,

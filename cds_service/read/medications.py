@@ -1,4 +1,5 @@
-"""MedicationRequests and MedicationStatements: systemic corticosteroid exposure and its duration.
+"""MedicationRequests and MedicationStatements: systemic corticosteroid exposure and its duration,
+and analgesic prescriptions as prior management (clinical-specification.md §5.8).
 
 Role in the data flow: read stage; prolonged exposure (days covered in 12 months) is decided once
 all medication records have been read.
@@ -11,6 +12,7 @@ from datetime import date, timedelta
 from cds_service.read.context import ReadContext
 from cds_service.read.fhir import AGE_UNIT_DAYS, concepts_of, first_date, parse_date, text_of
 from cds_service.read.inputs import Evidence
+from cds_service.read.management import MANAGEMENT, add_management
 
 IGNORED_MEDREQ_STATUS = frozenset({"entered-in-error", "cancelled", "draft"})
 IGNORED_MEDSTATEMENT_STATUS = frozenset({"entered-in-error", "not-taken"})
@@ -36,9 +38,10 @@ def _medication_concepts(ctx: ReadContext, resource: dict) -> list[dict]:
 def read_medication(ctx: ReadContext, resource: dict, full_url: str | None) -> None:
     concepts = _medication_concepts(ctx, resource)
     matches = ctx.lookup(concepts, frozenset({"systemic-corticosteroid"}))
-    if not matches:
-        return
     ignored = IGNORED_MEDREQ_STATUS if resource["resourceType"] == "MedicationRequest" else IGNORED_MEDSTATEMENT_STATUS
+    if not matches:
+        _analgesic(ctx, resource, full_url, concepts, ignored)
+        return
     if resource.get("status") in ignored:
         return
     # Not systemic when the route or the product text says so (e.g. inhaled budesonide).
@@ -58,6 +61,20 @@ def read_medication(ctx: ReadContext, resource: dict, full_url: str | None) -> N
     ctx.inputs.corticosteroids.append(evidence)
     if start:
         ctx.steroid_courses.append((start, end or start, evidence))
+
+
+def _analgesic(ctx: ReadContext, resource: dict, full_url: str | None, concepts: list[dict],
+               ignored: frozenset[str]) -> None:
+    """An analgesic prescription (NSAID, acetaminophen, muscle relaxant, neuropathic agent) is
+    prior management of the episode, dated by its start (clinical-specification.md §5.8)."""
+    matches = ctx.lookup(concepts, MANAGEMENT)
+    if not matches or resource.get("status") in ignored:
+        return
+    ref = ctx.accept(resource, full_url)
+    if ref is None:
+        return
+    start, _ = _course(ctx, resource, resource.get("dosageInstruction") or resource.get("dosage") or [])
+    add_management(ctx, ref, resource, matches[0], start)
 
 
 def _course(ctx: ReadContext, resource: dict, dosages: list) -> tuple[date | None, date | None]:

@@ -20,6 +20,7 @@ from cds_service.read.fhir import (
     first_date,
     one_per_valueset,
 )
+from cds_service.read.free_text import TextSource, apply_findings, read_source, texts_of_notes
 from cds_service.read.inputs import Evidence, Measurement
 from cds_service.read.valuesets import Entry
 
@@ -31,6 +32,7 @@ def read_observation(ctx: ReadContext, resource: dict, full_url: str | None) -> 
     matches = ctx.lookup(concepts_of(code))
     pvr = any(hit.attr("measure") == "post-void-residual" for hit in matches) or _is_post_void_residual(ctx, code)
     if not matches and not pvr:
+        _text_observation(ctx, resource, full_url)
         return
     if resource.get("status") in IGNORED_OBSERVATION_STATUS:
         return
@@ -53,6 +55,35 @@ def read_observation(ctx: ReadContext, resource: dict, full_url: str | None) -> 
             _weight(ctx, resource, ref, entry, when)
     if pvr:
         _post_void_residual(ctx, resource, ref, when)
+    texts = observation_texts(resource)
+    if texts:
+        source = TextSource(ref, "Observation", when, "observation text")
+        apply_findings(ctx, source, read_source(ctx, source, texts))
+
+
+def observation_texts(resource: dict) -> list[str]:
+    """clinical-specification.md §9.1: valueString, valueCodeableConcept.text and the notes."""
+    texts = [resource["valueString"]] if isinstance(resource.get("valueString"), str) else []
+    value = resource.get("valueCodeableConcept")
+    if isinstance(value, dict) and isinstance(value.get("text"), str):
+        texts.append(value["text"])
+    return texts + texts_of_notes(resource)
+
+
+def _text_observation(ctx: ReadContext, resource: dict, full_url: str | None) -> None:
+    """An Observation none of whose codes the value sets know, read by its text alone."""
+    if ctx.text_reader is None or resource.get("status") in IGNORED_OBSERVATION_STATUS:
+        return
+    texts = observation_texts(resource)
+    if not texts:
+        return
+    when = first_date(resource, "effectiveDateTime", "effectivePeriod.start", "effectiveInstant", "issued")
+    found = read_source(ctx, TextSource("", "Observation", when, "observation text"), texts)
+    if not found:
+        return
+    ref = ctx.accept(resource, full_url)
+    if ref is not None:
+        apply_findings(ctx, TextSource(ref, "Observation", when, "observation text"), found)
 
 
 def _vital_sign_out_of_window(ctx: ReadContext, matches: tuple[Hit, ...], when: date) -> bool:

@@ -19,6 +19,14 @@ from fhir.resources.R4B.servicerequest import ServiceRequest
 
 from cds_service.read.context import ReadContext
 from cds_service.read.fhir import codings, concepts_of, iter_resources, parse_date, ref_of
+from cds_service.read.free_text import (
+    TextSource,
+    affirms_episode,
+    apply_findings,
+    evidence_of,
+    read_source,
+    texts_of_notes,
+)
 from cds_service.read.inputs import EpisodeCondition, Evidence, ImagingOrder
 from cds_service.read.order_names import NameMatch, recognise_order_name
 
@@ -99,3 +107,22 @@ def read_order_reasons(ctx: ReadContext, ref: str, resource: dict) -> None:
             ))
         elif purpose == "red-flag" and not entry.valueset.extra.get("requires_site"):
             ctx.red_flag(entry, evidence)
+    _order_text(ctx, ref, resource, authored)
+
+
+def _order_text(ctx: ReadContext, ref: str, resource: dict, authored: date | None) -> None:
+    """clinical-specification.md §9.1: the reasonCode texts (with or without a coding) and the
+    order's notes. "r/o cauda equina" as the reason is suspected cauda equina: the order's own
+    reason, so it stands for the episode (§5.2); a text reason of back pain qualifies the episode."""
+    reasons = [c["text"] for c in concepts_of(resource.get("reasonCode")) if isinstance(c.get("text"), str)]
+    source = TextSource(ref, "ServiceRequest", authored, "reason for the order", episode_record=True)
+    found = read_source(ctx, source, reasons)
+    episode = affirms_episode(found)
+    if episode is not None:
+        ctx.inputs.episode.append(EpisodeCondition(
+            evidence=evidence_of(source, "Reason for the order", episode.snippet), onset=None, recorded=None,
+            from_order_reason=True,
+        ))
+    apply_findings(ctx, source, found)
+    notes = TextSource(ref, "ServiceRequest", authored, "order note")
+    apply_findings(ctx, notes, read_source(ctx, notes, texts_of_notes(resource)))

@@ -12,6 +12,7 @@ from datetime import date
 from cds_service.read.context import Hit, ReadContext
 from cds_service.read.fhir import concepts_of, first_date, modality_code, one_per_valueset, text_of
 from cds_service.read.inputs import CT, CT_MYELOGRAPHY, MRI, Evidence, PriorImaging
+from cds_service.read.management import add_management
 
 IGNORED_PROCEDURE_STATUS = frozenset({"not-done", "entered-in-error", "preparation"})
 IGNORED_REPORT_STATUS = frozenset({"entered-in-error", "cancelled"})
@@ -49,6 +50,8 @@ def read_procedure(ctx: ReadContext, resource: dict, full_url: str | None) -> No
             ctx.red_flag(procedure, ctx.evidence(ref, resource, entry, when))
         elif valueset.purpose == "red-flag" and not valueset.extra.get("requires_site"):
             ctx.red_flag(entry, ctx.evidence(ref, resource, entry, when))
+        elif valueset.purpose == "management":  # physical therapy, manipulation, exercise (§5.8)
+            add_management(ctx, ref, resource, entry, when)
 
 
 def read_imaging_study(ctx: ReadContext, resource: dict, full_url: str | None) -> None:

@@ -7,7 +7,9 @@ not a request. Rendering is pure apart from the uuids it mints.
 
 What it produces (clinical-specification.md §7 and §7.6; CDS Hooks 2.0 "CDS Service Response"):
 - one card per decision with a topic: uuid, summary (<= 140 characters, naming the order),
-  indicator, markdown detail citing the patient's own evidence, source {label, url, topic};
+  indicator, a short markdown detail saying in plain words what was found, when and where (no
+  resource ids: those go to the card's `extension`, `render.evidence`), source {label, url,
+  topic}, the guideline as an absolute link;
   suggestions with FHIR actions and `selectionBehavior: at-most-one`; override reasons where the
   card advises against the order;
 - one system action per rated order: an update of the draft ServiceRequest carrying the Argonaut
@@ -36,6 +38,7 @@ from cds_service.render.actions import (
 )
 from cds_service.render.content import CardContent, CardContentError
 from cds_service.render.context import CardContext
+from cds_service.render.evidence import typeset
 from cds_service.render.suggestions import build_suggestions
 from cds_service.render.text import SUMMARY_MAX, md, new_uuid, plain, prune
 
@@ -114,6 +117,10 @@ class CardRenderer:
                 },
             },
         }
+        if topic.links:
+            card["links"] = copy.deepcopy(topic.links)
+        # The evidence for integrators and the governance store: references, codes, dates (§7.3).
+        card["extension"] = self.context.words.extension(decision, reference_date)
         suggestions = build_suggestions(self.content, decision, topic, context, patient_reference)
         if suggestions:
             card["suggestions"] = suggestions
@@ -126,18 +133,18 @@ class CardRenderer:
     def _summary(self, topic: str, context: dict) -> str:
         template = self.templates[f"{topic}/summary"]
         name = context["order"]
-        summary = plain(template.render(context), 10_000)
+        summary = typeset(plain(template.render(context), 10_000))
         # Shorten the order's name (never the advice) until the summary fits.
         while len(summary) > SUMMARY_MAX and len(name) > 12:
             name = name[: max(11, len(name) - (len(summary) - SUMMARY_MAX) - 1)].rstrip() + "\u2026"
-            summary = plain(template.render({**context, "order": name}), 10_000)
+            summary = typeset(plain(template.render({**context, "order": name}), 10_000))
         return summary if len(summary) <= SUMMARY_MAX else summary[: SUMMARY_MAX - 1] + "\u2026"
 
     def _detail(self, topic: str, context: dict) -> str:
         md_context = {**context, "order": md(context["order"])}
         text = self.templates[f"{topic}/detail"].render(md_context)
         # Collapse the blank lines left by empty optional sections.
-        return re.sub(r"\n{3,}", "\n\n", text).strip()
+        return typeset(re.sub(r"\n{3,}", "\n\n", text).strip())
 
     def _system_action(self, decision: OrderDecision, consult_id: str) -> dict:
         resource = with_rating(order_resource(decision), decision.rating, consult_id)

@@ -32,6 +32,7 @@ class Topic:
     suggestion_label: str | None = None
     priority_suggestion_label: str | None = None  # when only the priority changes (same study)
     contrast_suggestion_label: str | None = None  # the MRI without and with contrast alternative
+    links: list[dict] = field(default_factory=list)  # CDS Hooks Links: the guideline, absolute
 
 
 class CardContent:
@@ -66,6 +67,10 @@ class CardContent:
             source = data["source"]
             if not source.get("label"):
                 raise CardContentError(f"{path.name}: source.label missing")
+            links = data.get("links") or []
+            for link in links:
+                if not (isinstance(link, dict) and link.get("label") and str(link.get("url", "")).startswith("https://")):
+                    raise CardContentError(f"{path.name}: every link needs a label and an https url")
             reasons = data.get("override_reasons") or []
             for reason in reasons:
                 if not reason.get("code") or not reason.get("display"):
@@ -81,6 +86,7 @@ class CardContent:
                 suggestion_label=data.get("suggestion_label"),
                 priority_suggestion_label=data.get("priority_suggestion_label"),
                 contrast_suggestion_label=data.get("contrast_suggestion_label"),
+                links=[{"label": link["label"], "url": link["url"], "type": "absolute"} for link in links],
             )
             templates[f"{code}/summary"] = data["summary"]
             templates[f"{code}/detail"] = data["detail"]

@@ -32,8 +32,9 @@ import jwt
 import yaml
 from flask import Flask, current_app, g, request
 
+from cds_service import metrics
 from cds_service.hooks.errors import CdsError
-from cds_service.logs import get_logger, log_event
+from cds_service.logs import get_logger, log_event, warn_once
 from cds_service.security.jwks import JwksError, RemoteKeySets, check_jwks_url, load_key_set_file
 from cds_service.security.replay import ReplayStoreError, ReplayUnknown, create_replay_store
 
@@ -345,20 +346,14 @@ def expected_audiences(path: str) -> list[str]:
 
 def build_authenticator(settings: dict) -> Authenticator:
     issuers = trusted_issuers(settings)
-    if not issuers:
-        log_event(
-            log, "authentication is required but no issuer is trusted: every call will be refused",
-            logging.WARNING,
-        )
+    if not issuers:  # (a one-time warning: once per `serve` instance, logs.warn_once)
+        warn_once(log, "no-issuer", "authentication is required but no issuer is trusted: every call will be refused")
     return Authenticator(
         issuers,
         create_replay_store(settings),
         leeway=int(settings.get("JWT_LEEWAY_SECONDS", 30)),
         jwks_timeout=float(settings.get("JWKS_TIMEOUT", 3.0)),
     )
-
-
-_warned_per_process: list[bool] = []  # the warning below is said once per process
 
 
 def init_app(app: Flask) -> None:
@@ -369,20 +364,15 @@ def init_app(app: Flask) -> None:
     store = authenticator.replay_store
     log_event(log, "client authentication on", issuers=sorted(authenticator.issuers),
               replay_store=type(store).__name__.removesuffix("ReplayStore").lower())
-    if not store.shared and not _warned_per_process:
-        _warned_per_process.append(True)
-        log_event(log, "the jti replay store is per process: with several workers a token can be "
-                  "replayed once per worker; make the instance folder writable or set CDS_REDIS_URL",
-                  logging.WARNING)
+    if not store.shared:
+        warn_once(log, "replay-per-process", "the jti replay store is per process: with several workers a "
+                  "token can be replayed once per worker; make the instance folder writable or set CDS_REDIS_URL")
 
     @app.before_request
     def require_client_jwt():
         if not requires_client_jwt(request.path, request.method):
             return None
-        # The request log line (api.log_request) needs a start time even when we stop here.
-        if g.get("started") is None:
-            g.started = time.perf_counter()
-        try:
+        try:  # (the request's clock started before this check: app.start_timer)
             claims = authenticator.authenticate(
                 request.headers.get("Authorization"), expected_audiences(request.path)
             )
@@ -393,6 +383,7 @@ def init_app(app: Flask) -> None:
             if failure.iss:
                 fields["iss"] = failure.iss[:200]  # names the client, to help configure trust
             log_event(log, "client authentication failed", logging.WARNING, **fields)
+            metrics.jwt_refused(str(failure))  # by a fixed reason label, never the token or iss
             raise CdsError("LCDS-1401") from None
         g.client_iss = claims["iss"]
         if isinstance(claims.get("tenant"), str):

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import orjson
 from flask import Blueprint, Response, current_app, g, request
 
+from cds_service import metrics
 from cds_service.gather.prefetch import gather
 from cds_service.hooks.envelope import parse_hook_request
 from cds_service.hooks.errors import CdsError
@@ -97,6 +98,7 @@ def call_service(service_id: str):
     now = datetime.now(UTC)
     result = cds.evaluator.evaluate(hook_request, gathered, now)
     cds.recorder.record(hook_request, result, now)
+    metrics.judged(result.judgements)
 
     if settings["MODE"] == "silent":
         # Silent mode (pilot a rule before turning it on): decided and recorded, nothing shown.
@@ -105,14 +107,20 @@ def call_service(service_id: str):
 
 
 def log_request(response: Response) -> Response:
-    """Structured request log: service id, hookInstance, status, duration. No PHI, no tokens."""
+    """Structured request log and the latency metric: service id, hookInstance, status, duration
+    (from the request's arrival, authentication included). No PHI, no tokens."""
     started = g.get("started")
     if started is not None and request.endpoint != "static":
+        seconds = time.perf_counter() - started
+        route = request.url_rule.rule if request.url_rule else "(no route)"
+        metrics.request_done(route, request.method, response.status_code, seconds)
+        recorder = current_app.extensions["lumbar_cds"].recorder
+        metrics.store_stats(recorder, recorder.stats())
         fields = {
             "method": request.method,
-            "path": request.url_rule.rule if request.url_rule else "(no route)",
+            "path": route,
             "status": response.status_code,
-            "ms": round((time.perf_counter() - started) * 1000, 2),
+            "ms": round(seconds * 1000, 2),
         }
         if g.get("service_id"):
             fields["service"] = g.service_id

@@ -8,7 +8,9 @@ Role in the data flow: the outermost edge of `lumbar-cds serve`. Gunicorn runs u
 - the size limit (CDS_MAX_BODY_BYTES): a declared Content-Length over it is answered 413 before
   anything is read, and a chunked body is answered 413 as soon as it passes it.
 Only then is the WSGI app called, with the body in memory, on one of `threads` threads, so the
-app's threads always have work that is ready. Everything inside the app (psycopg, requests, its
+app's threads always have work that is ready. The time the request arrived is handed to the app
+(environ `lumbar_cds.received_at`), so its logged `ms` counts from the first byte.
+`JsonGunicornLogger` writes gunicorn's own lines (and uvicorn's) as the service's JSON lines. Everything inside the app (psycopg, requests, its
 fetch ThreadPoolExecutor, SQLAlchemy) runs on ordinary threads: nothing is monkeypatched.
 """
 
@@ -18,14 +20,16 @@ import asyncio
 import io
 import logging
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import orjson
 
 from cds_service.hooks.errors import CdsError
-from cds_service.logs import get_logger, log_event
+from cds_service.logs import JsonLineFormatter, RedactingFilter, get_logger, log_event
 
 log = get_logger("serving")
+RECEIVED_AT = "lumbar_cds.received_at"  # environ key: perf_counter() when the request arrived
 
 
 class _TooLarge(Exception):
@@ -62,6 +66,7 @@ class BufferedWsgi:
                 return
 
     async def _http(self, scope, receive, send) -> None:
+        received = time.perf_counter()
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
         declared = next((v for k, v in headers if k == "content-length"), None)
         if declared is not None and declared.strip().isdigit() and int(declared) > self.max_body:
@@ -80,6 +85,7 @@ class BufferedWsgi:
         if body is None:
             return  # the client went away
         environ = self._environ(scope, headers, body)
+        environ[RECEIVED_AT] = received
         loop = asyncio.get_running_loop()
         status, response_headers, chunks = await loop.run_in_executor(self.executor, self._run, environ)
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
@@ -166,6 +172,11 @@ class BufferedWsgi:
         return captured["status"], captured["headers"], chunks
 
 
+def logger_class() -> str:
+    """The gunicorn logger class `lumbar-cds serve` uses (import path)."""
+    return "cds_service.web.serving.JsonGunicornLogger"
+
+
 def worker_class() -> str:
     """The gunicorn worker class `lumbar-cds serve` uses (import path)."""
     return "cds_service.web.serving.CdsUvicornWorker"
@@ -188,3 +199,28 @@ else:
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self.config.limit_concurrency = self.cfg.worker_connections
+            # UvicornWorker hands uvicorn's loggers gunicorn's handler list: its errors go to the
+            # root's JSON handler instead; no access lines (our request log replaces them).
+            logging.getLogger("uvicorn.error").handlers = []
+            logging.getLogger("uvicorn.error").propagate = True
+            logging.getLogger("uvicorn.access").handlers = []
+            logging.getLogger("uvicorn.access").propagate = False
+
+
+try:  # gunicorn is a dependency; imported here only where it is installed
+    from gunicorn.glogging import Logger as _GunicornLogger
+except ImportError:  # pragma: no cover
+    _GunicornLogger = None  # type: ignore[assignment,misc]
+else:
+
+    class JsonGunicornLogger(_GunicornLogger):
+        """gunicorn's logger writing the service's JSON lines (redacted) instead of its plain
+        `[INFO]` text: start, listening, workers booted and exited, a worker's failure."""
+
+        def setup(self, cfg) -> None:
+            super().setup(cfg)
+            for logger in (self.error_log, self.access_log):
+                for handler in logger.handlers:
+                    handler.setFormatter(JsonLineFormatter())
+                    if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+                        handler.addFilter(RedactingFilter())

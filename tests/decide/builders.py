@@ -104,7 +104,7 @@ def measurement(kind: str, value: float, days: int, mid: str) -> Measurement:
 
 
 def inputs(*, orders: list[ImagingOrder] | None = None, age: int | None = 45, episodes=None, flags=(),
-           priors=(), surgery=(), measurements=(), unavailable=(), skipped=()) -> PathwayInputs:
+           priors=(), surgery=(), measurements=(), unavailable=(), skipped=(), management=()) -> PathwayInputs:
     birth = None if age is None else date(REF.year - age, 1, 15)
     return PathwayInputs(
         patient=PatientFacts(reference=f"Patient/{PATIENT_ID}", birth_date=birth, sex="female"),
@@ -115,6 +115,11 @@ def inputs(*, orders: list[ImagingOrder] | None = None, age: int | None = 45, ep
         prior_imaging=list(priors),
         spinal_surgery=[Evidence(f"Procedure/{s}", "Procedure", "Z98.1", ICD10CM, "Lumbar surgery", ago(400))
                         for s in surgery],
+        # Conservative care: days ago (a physical therapy Procedure) or a ready Evidence (§5.8).
+        management=[m if isinstance(m, Evidence) else
+                    Evidence(f"Procedure/pt{n}", "Procedure", "91251008", "http://snomed.info/sct",
+                             "Physical therapy procedure", ago(m), "physical therapy")
+                    for n, m in enumerate(management)],
         orders=list(orders if orders is not None else [order()]),
         unavailable_data=list(unavailable),
         skipped_resources=list(skipped),

@@ -12,6 +12,7 @@ from cds_service.decide.outcomes import (
     DURATION_UNKNOWN,
     IMAGING_BEFORE_6_WEEKS,
     NO_CRITERIA_APPLY,
+    NO_PRIOR_MANAGEMENT,
     NOT_APPROPRIATE,
     PREFER_MRI,
     REASON_NO_EPISODE,
@@ -36,6 +37,7 @@ from cds_service.read.inputs import (
     WITHOUT,
     WITHOUT_WITH,
     XR,
+    Evidence,
     PatientFacts,
 )
 
@@ -83,18 +85,18 @@ TABLE = [
     # --- no red flag, the 6-week rule (day 41 vs 42) -----------------------------------------
     ("day-0", inputs(episodes=[episode(onset_days=0)]), IMAGING_BEFORE_6_WEEKS, "warning", NOT_APPROPRIATE, "1"),
     ("day-41", inputs(episodes=[episode(onset_days=41)]), IMAGING_BEFORE_6_WEEKS, "warning", NOT_APPROPRIATE, "1"),
-    ("day-42-mri-without", inputs(episodes=[episode(onset_days=WEEKS_6)]), None, None, APPROPRIATE, "3"),
+    ("day-42-mri-without", inputs(management=[5], episodes=[episode(onset_days=WEEKS_6)]), None, None, APPROPRIATE, "3"),
     ("day-41-xray", inputs(orders=[order(XR)], episodes=[episode(onset_days=41)]), IMAGING_BEFORE_6_WEEKS, "warning",
      NOT_APPROPRIATE, "1"),
-    ("day-42-xray", inputs(orders=[order(XR)], episodes=[episode(onset_days=42)]), PREFER_MRI, "info", APPROPRIATE, "3"),
-    ("day-42-ct-without", inputs(orders=[order(CT, WITHOUT)], episodes=[episode(onset_days=42)]), PREFER_MRI, "info", APPROPRIATE, "3"),
-    ("day-42-ct-with", inputs(orders=[order(CT, WITH)], episodes=[episode(onset_days=42)]), PREFER_MRI, "info", NOT_APPROPRIATE, "3"),
-    ("day-42-ct-myelography", inputs(orders=[order(CT_MYELOGRAPHY)], episodes=[episode(onset_days=60)]), PREFER_MRI, "info",
+    ("day-42-xray", inputs(management=[5], orders=[order(XR)], episodes=[episode(onset_days=42)]), PREFER_MRI, "info", APPROPRIATE, "3"),
+    ("day-42-ct-without", inputs(management=[5], orders=[order(CT, WITHOUT)], episodes=[episode(onset_days=42)]), PREFER_MRI, "info", APPROPRIATE, "3"),
+    ("day-42-ct-with", inputs(management=[5], orders=[order(CT, WITH)], episodes=[episode(onset_days=42)]), PREFER_MRI, "info", NOT_APPROPRIATE, "3"),
+    ("day-42-ct-myelography", inputs(management=[5], orders=[order(CT_MYELOGRAPHY)], episodes=[episode(onset_days=60)]), PREFER_MRI, "info",
      APPROPRIATE, "3"),
-    ("day-42-mri-with", inputs(orders=[order(MRI, WITH)], episodes=[episode(onset_days=50)]), PREFER_MRI, "info", NOT_APPROPRIATE, "3"),
-    ("day-42-mri-without-with", inputs(orders=[order(MRI, WITHOUT_WITH)], episodes=[episode(onset_days=50)]), PREFER_MRI, "info",
+    ("day-42-mri-with", inputs(management=[5], orders=[order(MRI, WITH)], episodes=[episode(onset_days=50)]), PREFER_MRI, "info", NOT_APPROPRIATE, "3"),
+    ("day-42-mri-without-with", inputs(management=[5], orders=[order(MRI, WITHOUT_WITH)], episodes=[episode(onset_days=50)]), PREFER_MRI, "info",
      APPROPRIATE, "3"),
-    ("day-42-mri-contrast-unspecified", inputs(orders=[order(MRI, UNSPECIFIED)], episodes=[episode(onset_days=50)]), PREFER_MRI,
+    ("day-42-mri-contrast-unspecified", inputs(management=[5], orders=[order(MRI, UNSPECIFIED)], episodes=[episode(onset_days=50)]), PREFER_MRI,
      "info", APPROPRIATE, "3"),
     # --- prior lumbar surgery: ACR variant 5 after 6 weeks (contrast ok), 6-week rule before ---
     ("prior-surgery-mri-without-with", inputs(orders=[order(MRI, WITHOUT_WITH)], episodes=[episode(onset_days=50)],
@@ -108,15 +110,15 @@ TABLE = [
                                             surgery=["lam"]), IMAGING_BEFORE_6_WEEKS, "warning", NOT_APPROPRIATE, "1"),
     # --- duration: recordedDate as a lower bound; unknown ------------------------------------
     ("recorded-only-10-days", inputs(episodes=[episode(recorded_days=10)]), IMAGING_BEFORE_6_WEEKS, "warning", NOT_APPROPRIATE, "1"),
-    ("recorded-only-60-days", inputs(episodes=[episode(recorded_days=60)]), None, None, APPROPRIATE, "3"),
+    ("recorded-only-60-days", inputs(management=[5], episodes=[episode(recorded_days=60)]), None, None, APPROPRIATE, "3"),
     ("duration-unknown", inputs(episodes=[episode()]), DURATION_UNKNOWN, "info", NO_CRITERIA_APPLY, None),
     ("duration-unknown-xray", inputs(orders=[order(XR)], episodes=[episode()]), DURATION_UNKNOWN, "info", NO_CRITERIA_APPLY, None),
     # --- repeat imaging ---------------------------------------------------------------------
     ("repeat-mri-200-days", inputs(priors=[prior(MRI, 200)]), REPEAT_IMAGING, "warning", NOT_APPROPRIATE, None),
     ("repeat-ct-365-days", inputs(episodes=[episode(onset_days=90)], priors=[prior(CT, 365)]), REPEAT_IMAGING, "warning",
      NOT_APPROPRIATE, None),
-    ("no-repeat-mri-366-days", inputs(episodes=[episode(onset_days=90)], priors=[prior(MRI, 366)]), None, None, APPROPRIATE, "3"),
-    ("no-repeat-after-xray", inputs(episodes=[episode(onset_days=90)], priors=[prior(XR, 30)]), None, None, APPROPRIATE, "3"),
+    ("no-repeat-mri-366-days", inputs(management=[5], episodes=[episode(onset_days=90)], priors=[prior(MRI, 366)]), None, None, APPROPRIATE, "3"),
+    ("no-repeat-after-xray", inputs(management=[5], episodes=[episode(onset_days=90)], priors=[prior(XR, 30)]), None, None, APPROPRIATE, "3"),
     ("repeat-old-cancer-not-new", inputs(priors=[prior(MRI, 100)], flags=[flag(**CANCER, days=900)]), REPEAT_IMAGING, "warning",
      NOT_APPROPRIATE, None),
     ("no-repeat-new-fever", inputs(priors=[prior(MRI, 100)], flags=[flag(**FEVER, days=3)]), None, None, APPROPRIATE, "7"),
@@ -263,7 +265,8 @@ def test_cauda_equina_suggests_mri_without_contrast_at_stat(modality, contrast, 
 
 
 def test_prefer_mri_keeps_the_priority_and_rates_the_alternative():
-    decision = only(decide(inputs(orders=[order(CT, WITH, priority="urgent")], episodes=[episode(onset_days=60)])))
+    decision = only(decide(inputs(orders=[order(CT, WITH, priority="urgent")], episodes=[episode(onset_days=60)],
+                                  management=[30])))
     assert decision.suggestion == SUGGEST_UPDATE_TO_MRI
     assert (decision.alternative.contrast, decision.alternative.priority, decision.alternative.rating) == (WITHOUT, "urgent", APPROPRIATE)
 
@@ -276,7 +279,7 @@ def test_repeat_imaging_cites_the_latest_prior_study_and_suggests_removing_the_o
 
 def test_several_orders_each_judged():
     case = inputs(orders=[order(MRI, WITHOUT, "a"), order(XR, UNSPECIFIED, "b"), order(CT, WITH, "c")],
-                  episodes=[episode(onset_days=60)])
+                  episodes=[episode(onset_days=60)], management=[20])
     decisions = decide(case)
     assert [(d.order.reference, d.topic, d.rating) for d in decisions] == [
         ("ServiceRequest/a", None, APPROPRIATE),
@@ -350,3 +353,59 @@ def test_active_long_term_steroid_code_counts_whenever_it_was_coded_but_old_trau
     # A medication-derived exposure keeps its window (the parser measures the courses).
     course = flag(FRACTURE, "prolonged-corticosteroids", days=400, window=365, ref="MedicationRequest/m1")
     assert only(decide(inputs(orders=[order(CT, WITHOUT)], flags=[course]))).topic == IMAGING_BEFORE_6_WEEKS
+
+
+# --- Prior management (ACR variant 2; clinical-specification.md §5.8) ------------------------------
+def test_six_weeks_without_management_is_variant_2_not_appropriate_with_a_referral():
+    decision = only(decide(inputs(episodes=[episode(onset_days=70)])))
+    assert (decision.topic, decision.indicator, decision.rating, decision.acr_variant) == (
+        NO_PRIOR_MANAGEMENT, "warning", NOT_APPROPRIATE, "2")
+    assert decision.suggestion == SUGGEST_DELETE_AND_REFER and decision.management == []
+
+
+@pytest.mark.parametrize("days", [69, 1, 0])
+def test_management_within_the_episode_gives_variant_3(days):
+    decision = only(decide(inputs(episodes=[episode(onset_days=70)], management=[days])))
+    assert (decision.topic, decision.rating, decision.acr_variant) == (None, APPROPRIATE, "3")
+    assert [e.reference for e in decision.management] == ["Procedure/pt0"]
+    assert decision.management[0] in decision.evidence
+
+
+@pytest.mark.parametrize("management", [[71], [400], [-1]], ids=["day-before-onset", "a-year-before", "after-the-order"])
+def test_management_outside_the_episode_does_not_count(management):
+    decision = only(decide(inputs(episodes=[episode(onset_days=70)], management=management)))
+    assert decision.topic == NO_PRIOR_MANAGEMENT
+
+
+def test_undated_management_does_not_count():
+    undated = Evidence("MedicationRequest/m1", "MedicationRequest", "5640", "http://www.nlm.nih.gov/research/umls/rxnorm",
+                       "ibuprofen", None, "analgesic prescription")
+    assert only(decide(inputs(episodes=[episode(onset_days=70)], management=[undated]))).topic == NO_PRIOR_MANAGEMENT
+
+
+def test_text_evidence_of_conservative_care_counts():
+    note = Evidence("DocumentReference/n1", "DocumentReference", None, None,
+                    "Conservative care (clinical note, free text)", ago(20), "completed 6 weeks of PT")
+    decision = only(decide(inputs(episodes=[episode(onset_days=70)], management=[note])))
+    assert (decision.topic, decision.acr_variant) == (None, "3")
+
+
+def test_prior_surgery_keeps_variant_5_without_management():
+    decision = only(decide(inputs(episodes=[episode(onset_days=70)], surgery=["fusion"])))
+    assert (decision.topic, decision.acr_variant, decision.rating) == (None, "5", APPROPRIATE)
+
+
+@pytest.mark.parametrize("flags", [[flag(**FEVER, days=3)], [flag(**CES, days=3)], [flag(**FOOT_DROP, days=5)]],
+                         ids=["fever", "cauda-equina", "foot-drop"])
+def test_red_flags_never_wait_for_management(flags):
+    decision = only(decide(inputs(episodes=[episode(onset_days=70)], flags=flags)))
+    assert decision.topic != NO_PRIOR_MANAGEMENT and decision.rating == APPROPRIATE
+
+
+def test_management_that_could_not_be_read_withholds_the_rating():
+    data = inputs(episodes=[episode(onset_days=70)])
+    data.incomplete_data = {"serviceRequests": "refused"}
+    data.unavailable_data = ["serviceRequests"]
+    decision = only(decide(data))
+    assert decision.topic == NO_PRIOR_MANAGEMENT  # the advice stands ...
+    assert decision.rating is None and decision.rating_withheld  # ... but it rests on an absence

@@ -4,6 +4,7 @@ and closes it when its worker exits."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -117,9 +118,12 @@ def test_served_worker_records_into_the_embedded_store_and_closes_it_on_exit(tmp
         stored = [r.card_uuid for r in connection.execute(select(judgement_table))]
     engine.dispose()
     assert sorted(stored) == sorted(cards) and len(cards) == 6
-    # Each worker's writer was closed at its exit (atexit), and together they wrote every row.
+    # Each worker that recorded closed its writer at exit (atexit), and together they wrote every
+    # row. (Which of the 2 workers takes which call is the kernel's choice: one may take them all.)
     closed = [line for line in stderr.splitlines() if '"governance writer closed"' in line]
-    assert len(closed) == 2
+    answered = {json.loads(line)["pid"] for line in stderr.splitlines()
+                if '"event":"request"' in line and "<service_id>" in line}
+    assert answered and {json.loads(line)["pid"] for line in closed} >= answered
     assert sum(int(line.split('"written":')[1].split(",")[0]) for line in closed) == 6
     assert "serve-test-key" not in stderr and "pat-governance-1" not in stderr
     assert Path(database).exists()

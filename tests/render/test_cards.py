@@ -63,8 +63,15 @@ def test_every_decision_renders_a_conforming_response(renderer, case, topic):
         assert card["source"]["topic"]["code"] == topic
         assert card["source"]["topic"]["system"] == "urn:lumbar-imaging-cds:card-topic"
         assert len(card["summary"]) <= 140
-        # The summary names the order's study.
-        assert renderer.order_name(rendered[0].decision).split(" ")[0] in card["summary"]
+        # The summary names the order's study; the emergency card's says the emergency action.
+        if topic == "cauda-equina-risk":
+            assert "emergency MRI lumbar spine without contrast" in card["summary"]
+        else:
+            assert renderer.order_name(rendered[0].decision).split(" ")[0] in card["summary"]
+        # Plain words on the card, the references in its extension (§7.3).
+        assert "Condition/" not in card["detail"] and "ServiceRequest/" not in card["detail"]
+        assert card["extension"]["lumbar-imaging-cds-evidence"]["order"] == "ServiceRequest/o1"
+        assert card["links"][0]["type"] == "absolute"
     # Every rated order gets one system action, in both places.
     assert response["systemActions"] == response["extension"]["systemActions"]
     (action,) = response["systemActions"]
@@ -79,12 +86,22 @@ def test_imaging_before_6_weeks_card(renderer):
     (card,) = response["cards"]
     assert card["indicator"] == "warning"
     assert "2 weeks" in card["summary"] and "MRI lumbar spine without contrast" in card["summary"]
+    assert "reassess on 23 Jun 2026" in card["summary"]
     detail = card["detail"]
-    for expected in ("`Condition/lbp-7`", "2026-05-12", "**20 days** (2 full weeks)", "**2026-06-23**",
-                     "Cauda equina signs: none found", "Infection: none found", "Fracture: none found",
-                     "temperature, weight and post-void residual", "medication orders", "Observation/broken-1", "CPT 72148",
-                     "physical therapy", "ACR Appropriateness Criteria"):
+    for expected in ("Low back pain on the problem list since 12 May 2026", "2 weeks by 1 Jun 2026",
+                     "**Reassess on 23 Jun 2026**",
+                     "Screened in the record: cauda equina, neurological deficit, infection, cancer, fracture: none found.",
+                     "**Not checked:** temperature, weight and post-void residual, prescriptions.",
+                     "1 unreadable record skipped.", "physical therapy"):
         assert expected in detail, expected
+    for absent in ("Condition/lbp-7", "Observation/broken-1", "CPT", "72148", "2026-05-12"):
+        assert absent not in detail, absent
+    evidence = card["extension"]["lumbar-imaging-cds-evidence"]
+    assert evidence["evidence"][0] == {"role": "episode", "reference": "Condition/lbp-7", "resourceType": "Condition",
+                                       "system": evidence["evidence"][0]["system"], "code": "279039007",
+                                       "display": "Low back pain", "date": "2026-05-12"}
+    assert evidence["skippedRecords"] == ["Observation/broken-1"]
+    assert evidence["orderCode"]["code"] == "72148" and evidence["referenceDate"] == "2026-06-01"
     (suggestion,) = card["suggestions"]
     assert card["selectionBehavior"] == "at-most-one"
     delete, create = suggestion["actions"]
@@ -102,7 +119,8 @@ def test_lower_bound_onset_is_said_in_the_card(renderer):
     _, response = render(renderer, inputs(episodes=[episode(recorded_days=10)]))
     (card,) = response["cards"]
     assert "at least" in card["summary"]
-    assert "recorded since at least" in card["detail"] and "only the date the condition was recorded" in card["detail"]
+    assert "recorded 22 May 2026 (onset not recorded): at least 10 days" in card["detail"]
+    assert card["extension"]["lumbar-imaging-cds-evidence"]["onsetIsLowerBound"] is True
 
 
 def test_cauda_equina_card_suggests_stat_mri_carrying_its_rating(renderer):
@@ -112,8 +130,11 @@ def test_cauda_equina_card_suggests_stat_mri_carrying_its_rating(renderer):
     _, response = render(renderer, inputs(orders=[order(XR)], flags=[fact]))
     (card,) = response["cards"]
     assert card["indicator"] == "critical"
-    assert "`Condition/ret-1`" in card["detail"] and "SNOMED CT 267064002" in card["detail"]
-    assert "**found** Urinary retention" in card["detail"]
+    assert card["detail"].startswith("**Sign:** Urinary retention on the problem list, 1 Jun 2026.")
+    assert "MRI lumbar spine without contrast within hours" in card["detail"] and len(card["detail"]) <= 400
+    (item,) = [i for i in card["extension"]["lumbar-imaging-cds-evidence"]["evidence"] if i["role"].startswith("red-flag")]
+    assert (item["reference"], item["code"], item["role"]) == ("Condition/ret-1", "267064002",
+                                                                 "red-flag:cauda-equina:urinary-retention")
     (suggestion,) = card["suggestions"]
     (update,) = suggestion["actions"]
     resource = update["resource"]
@@ -126,7 +147,8 @@ def test_cauda_equina_card_suggests_stat_mri_carrying_its_rating(renderer):
 
 
 def test_prefer_mri_update_keeps_the_order_and_rates_it(renderer):
-    _, response = render(renderer, inputs(orders=[order(MRI, WITH, priority="urgent")], episodes=[episode(onset_days=60)]))
+    _, response = render(renderer, inputs(orders=[order(MRI, WITH, priority="urgent")], episodes=[episode(onset_days=60)],
+                                          management=[20]))
     (card,) = response["cards"]
     assert card["indicator"] == "info"
     resource = card["suggestions"][0]["actions"][0]["resource"]
@@ -138,8 +160,11 @@ def test_prefer_mri_update_keeps_the_order_and_rates_it(renderer):
 def test_repeat_imaging_card_cites_the_prior_study(renderer):
     _, response = render(renderer, inputs(priors=[prior(MRI, 120, "mr-9")]))
     (card,) = response["cards"]
-    assert "2026-02-01" in card["summary"]
-    assert "`ImagingStudy/mr-9`" in card["detail"] and "120 days" in card["detail"]
+    assert "1 Feb 2026" in card["summary"]
+    assert "a lumbar MRI in the imaging record, 1 Feb 2026 (120 days ago)" in card["detail"]
+    assert "**reassess on 1 Feb 2027**" in card["detail"]
+    evidence = card["extension"]["lumbar-imaging-cds-evidence"]["evidence"]
+    assert {"role": "prior-imaging", "reference": "ImagingStudy/mr-9"}.items() <= evidence[-1].items()
     (action,) = card["suggestions"][0]["actions"]
     assert action["type"] == "delete" and action["resourceId"] == ["ServiceRequest/o1"]
 
@@ -147,13 +172,14 @@ def test_repeat_imaging_card_cites_the_prior_study(renderer):
 def test_duration_unknown_card_has_no_override_reasons_or_suggestions(renderer):
     _, response = render(renderer, inputs(episodes=[episode(cid="undated")]))
     (card,) = response["cards"]
-    assert "`Condition/undated`" in card["detail"]
+    assert "Low back pain on the problem list, with no onset or recorded date" in card["detail"]
+    assert card["extension"]["lumbar-imaging-cds-evidence"]["evidence"][0]["reference"] == "Condition/undated"
     assert "suggestions" not in card and "overrideReasons" not in card and "selectionBehavior" not in card
 
 
 def test_several_orders_cards_name_their_order_and_consult_ids_are_unique(renderer):
     case = inputs(orders=[order(XR, oid="a"), order(MRI, WITH, oid="b"), order(MRI, WITHOUT, oid="c")],
-                  episodes=[episode(onset_days=60)])
+                  episodes=[episode(onset_days=60)], management=[20])
     rendered, response = render(renderer, case)
     assert_conforms(response)
     summaries = [c["summary"] for c in response["cards"]]
@@ -189,12 +215,14 @@ def test_no_system_action_and_no_empty_arrays_when_nothing_is_rated(renderer):
 def test_record_text_cannot_inject_markdown(renderer):
     evil = RedFlagFact(INFECTION, "fever", "Fever", Evidence(
         "Observation/x`y", "Observation", "8310-5", "http://loinc.org", "[click me](http://evil.example) <b>",
-        REF, "temp\x00 38.5 **Cel**"), window_days=14)
+        REF, "Temp\x00 38.5 **Cel** [click me](http://evil.example) <b>"), window_days=14)
     _, response = render(renderer, inputs(orders=[order(XR)], flags=[evil]))
     detail = response["cards"][0]["detail"]
     assert "[click me](http" not in detail and "<b>" not in detail and "\x00" not in detail
-    assert r"\[click me\]\(http://evil.example\) \<b\>" in detail
-    assert "Observation/x'y" in detail
+    assert r"Fever (temp 38.5 \*\*Cel\*\* \[click me\]\(http://evil.example\) \<b\>) in the observations" in detail
+    assert "Observation/x`y" not in detail  # the reference is in the extension, as sent
+    references = [i["reference"] for i in response["cards"][0]["extension"]["lumbar-imaging-cds-evidence"]["evidence"]]
+    assert "Observation/x`y" in references
 
 
 @pytest.fixture
@@ -212,12 +240,12 @@ def test_card_wording_comes_from_the_yaml_files_and_summaries_stay_short(cards_c
     topic["source"]["label"] = "Local imaging committee"
     (cards_copy / "prefer-mri-without-contrast.yaml").write_text(yaml.safe_dump(topic))
     renderer = CardRenderer(cards_copy)
-    _, response = render(renderer, inputs(orders=[order(XR)], episodes=[episode(onset_days=60)]))
+    _, response = render(renderer, inputs(orders=[order(XR)], episodes=[episode(onset_days=60)], management=[20]))
     (card,) = response["cards"]
     assert card["source"]["label"] == "Local imaging committee"
     assert len(card["summary"]) <= 140
     assert card["summary"].startswith("Plain radiograph of the lumbosacral spine")
-    assert card["summary"].endswith("is the usually appropriate study here")  # the advice is never cut
+    assert card["summary"].endswith("the usually appropriate study here")  # the advice is never cut
 
 
 @pytest.mark.parametrize("topic", TOPICS)
@@ -255,9 +283,11 @@ def test_red_flag_checklist_lists_found_and_documented_absent(renderer):
     assert response["cards"] == []  # MRI without contrast with an infection red flag: appropriate
     _, response = render(renderer, inputs(orders=[order(XR)], flags=facts, episodes=[episode(onset_days=60)]))
     detail = response["cards"][0]["detail"]
-    assert "Infection: **found** Fever 38.4 C (2026-05-27) -- `Observation/t1`" in detail
-    assert "Cauda equina signs: none found" in detail
-    assert "Documented absent" in detail and "`Condition/s1`" in detail
+    assert "**Why imaging:** Fever 38.4 C in the observations, 27 May 2026." in detail
+    assert ("Screened in the record: cauda equina, neurological deficit, cancer, fracture: none found; "
+            "found: infection; documented absent: saddle anaesthesia.") in detail
+    evidence = response["cards"][0]["extension"]["lumbar-imaging-cds-evidence"]
+    assert [i["reference"] for i in evidence["documentedAbsent"]] == ["Condition/s1"]
 
 
 @pytest.mark.parametrize("group, kind, window", [(INFECTION, "spinal-infection", 365), (MALIGNANCY, "history-of-cancer", None)])
@@ -276,15 +306,15 @@ def test_contrast_mri_with_suspected_infection_or_tumour_is_also_offered_without
     assert contrast_resource["code"]["coding"][0]["code"] == "72158"
     assert rating_of(contrast_resource)["code"] == "appropriate"
     assert "without and with contrast" in without_with["label"]
-    assert "MRI lumbar spine without and with contrast** is offered as well" in card["detail"]
+    assert "usually appropriate, and so is MRI lumbar spine without and with contrast" in card["detail"]
 
 
 def test_contrast_mri_without_a_reason_for_contrast_is_offered_only_mri_without(renderer):
-    _, response = render(renderer, inputs(orders=[order(MRI, WITH)], episodes=[episode(onset_days=60)]))
+    _, response = render(renderer, inputs(orders=[order(MRI, WITH)], episodes=[episode(onset_days=60)], management=[20]))
     (card,) = response["cards"]
     (suggestion,) = card["suggestions"]
     assert suggestion["actions"][0]["resource"]["code"]["coding"][0]["code"] == "72148"
-    assert "offered as well" not in card["detail"]
+    assert "and so is" not in card["detail"]
 
 
 def test_cauda_equina_with_a_routine_mri_without_contrast_asks_only_for_stat(renderer):
@@ -293,9 +323,9 @@ def test_cauda_equina_with_a_routine_mri_without_contrast_asks_only_for_stat(ren
     _, response = render(renderer, inputs(orders=[order(MRI, WITHOUT, priority="routine")], flags=[fact]))
     (card,) = response["cards"]
     assert len(card["summary"]) <= 140 and "\u2026" not in card["summary"]
-    assert card["summary"].startswith("Cauda equina signs (MRI lumbar spine without contrast ordered)")
+    assert card["summary"].startswith("Possible cauda equina syndrome: emergency MRI")
     (suggestion,) = card["suggestions"]
     assert suggestion["label"] == "Make this MRI lumbar spine without contrast stat priority"
     assert suggestion["actions"][0]["resource"]["priority"] == "stat"
-    assert "Suggested: the same study at **stat** priority" in card["detail"]
-    assert "Suggested instead" not in card["detail"]
+    assert "Make the MRI ordered stat." in card["detail"]
+    assert "CT only" not in card["detail"]

@@ -54,7 +54,7 @@ def test_openapi_document_is_served_and_names_every_endpoint():
     assert set(document["paths"]) == {
         "/cds-services", "/cds-services/lumbar-imaging-order-select", "/cds-services/lumbar-imaging-order-sign",
         "/cds-services/{service_id}/feedback",
-        "/healthz", "/openapi.yaml",
+        "/healthz", "/readyz", "/openapi.yaml",
     }
     error = document["components"]["schemas"]["ErrorBody"]["properties"]["error"]
     assert set(error["properties"]) == {"code", "status", "message", "field"}

@@ -35,6 +35,7 @@ TOPIC_INDICATORS = {
     "prefer-mri-without-contrast": "info",
     "repeat-imaging": "warning",
     "symptom-duration-unknown": "info",
+    "no-prior-management": "warning",
 }
 RATINGS = ("appropriate", "not-appropriate", "no-criteria-apply")
 
@@ -46,6 +47,7 @@ PAMA_CONSULT_ID_URL = "http://fhir.org/argonaut/Extension/pama-rating-consult-id
 SCENARIO_TOKEN = "scenario-token-7f3c9a"
 PREFETCH_KEYS = (
     "patient", "conditions", "observations", "procedures", "medications", "imagingStudies", "diagnosticReports",
+    "clinicalNotes", "serviceRequests", "encounters",
 )
 # Every key the services announce (cds_service.queries), narrowed keys included.
 PLANNED_TEMPLATES = build_query_plan(load_valuesets(), {}).templates()
@@ -113,7 +115,9 @@ def fixture_problems(name: str, fixture: Any) -> list[str]:
         problems.append("file name must be kebab-case")
     if not isinstance(fixture, dict):
         return problems + ["fixture must be a JSON object"]
-    extra = set(fixture) - {"title", "description", "request", "expected"}
+    # `binaries`: Binary resources a clinical note's attachment url names (clinical-specification.md
+    # §9.1); the runner puts them on the FHIR server, which serves them as raw bytes.
+    extra = set(fixture) - {"title", "description", "request", "expected", "binaries"}
     if extra:
         problems.append(f"unknown top-level keys {sorted(extra)}")
     for key in ("title", "description"):
@@ -147,6 +151,12 @@ def fixture_problems(name: str, fixture: Any) -> list[str]:
         coded = any(c.get("code") for c in (resource.get("code") or {}).get("coding") or [])
         if coded and not resource.get("authoredOn"):
             problems.append(f"ServiceRequest/{resource.get('id')} has a code but no authoredOn")
+    binaries = fixture.get("binaries", [])
+    if not isinstance(binaries, list) or not all(
+        isinstance(b, dict) and b.get("resourceType") == "Binary" and b.get("id") and b.get("contentType")
+        and isinstance(b.get("data"), str) for b in binaries
+    ):
+        problems.append("binaries must be a list of Binary resources with id, contentType and data")
     prefetch = request.get("prefetch")
     if not isinstance(prefetch, dict):
         problems.append("request.prefetch must be an object")
@@ -190,9 +200,10 @@ def service_path(request: dict) -> str:
     return f"/cds-services/{SERVICE_FOR_HOOK[request['hook']]}"
 
 
-def load_fhir_server(server, prefetch: dict) -> int:
-    """Put every resource of the prefetch on the FHIR server (once each); returns how many."""
-    resources: dict[str, dict] = {}
+def load_fhir_server(server, prefetch: dict, binaries: list[dict] = ()) -> int:
+    """Put every resource of the prefetch (and the fixture's Binaries, with the same ids) on the
+    FHIR server (once each); returns how many."""
+    resources: dict[str, dict] = {f"Binary/{b['id']}": copy.deepcopy(b) for b in binaries}
     for value in prefetch.values():
         if not isinstance(value, dict):
             continue
@@ -216,7 +227,7 @@ def without_prefetch(request: dict, fhir_base_url: str, token: str = SCENARIO_TO
         "expires_in": 300,
         "scope": "patient/Patient.read patient/Condition.read patient/Observation.read "
         "patient/Procedure.read patient/MedicationRequest.read patient/ImagingStudy.read "
-        "patient/DiagnosticReport.read",
+        "patient/DiagnosticReport.read patient/DocumentReference.read patient/Binary.read",
         "subject": "lumbar-imaging-cds",
     }
     return body
@@ -229,6 +240,8 @@ class Outcome:
     ratings: dict[str, str] = field(default_factory=dict)  # order -> pama-rating code
     problems: list[str] = field(default_factory=list)  # contract breaches seen while reading
     details: dict[tuple[str, str, str], str] = field(default_factory=dict)  # card -> its markdown detail
+    # card -> the resource references of its machine-readable evidence (card.extension, §7.3)
+    evidence: dict[tuple[str, str, str], set[str]] = field(default_factory=dict)
     text: str = ""  # the whole response as JSON text
 
     def as_expected(self) -> dict:
@@ -239,16 +252,30 @@ class Outcome:
         }
 
     def citation_problems(self, expected: dict) -> list[str]:
-        """Each expected card's detail quotes its `cites`; nothing quotes a `never_cites`."""
+        """Each expected card's machine-readable evidence (its `extension`) holds its `cites`;
+        nothing anywhere quotes a `never_cites`."""
         problems = []
         for card in expected["cards"]:
-            detail = self.details.get((card["topic"], card["indicator"], card["order"]), "")
+            evidence = self.evidence.get((card["topic"], card["indicator"], card["order"]), set())
             problems += [
                 f"{card['topic']} card for {card['order']} does not cite {ref}"
-                for ref in card.get("cites", []) if not _mentions(detail, ref)
+                for ref in card.get("cites", []) if ref not in evidence
             ]
         problems += [f"the response cites {ref}" for ref in expected.get("never_cites", []) if _mentions(self.text, ref)]
         return problems
+
+
+# A FHIR resource id as a clinician must never read it in a card's summary or detail (§7.3).
+RESOURCE_ID = re.compile(
+    r"\b(?:Patient|Condition|Observation|Procedure|Medication(?:Request|Statement)?|ServiceRequest|ImagingStudy"
+    r"|DiagnosticReport|Encounter|DocumentReference|Binary|Bundle)/[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*")
+EVIDENCE_EXTENSION = "lumbar-imaging-cds-evidence"
+
+
+def card_evidence(card: dict) -> dict:
+    """The card's machine-readable evidence (`extension`), {} when it has none."""
+    value = (card.get("extension") or {}).get(EVIDENCE_EXTENSION)
+    return value if isinstance(value, dict) else {}
 
 
 def _mentions(text: str, reference: str) -> bool:
@@ -290,7 +317,8 @@ def card_orders(card: dict, orders: list[str]) -> set[str]:
     """The draft orders a card names: structured places first (its extension, its suggestions'
     actions), the markdown detail and summary only when nothing structured names one."""
     known = set(orders)
-    structured = {s for s in _strings(card.get("extension") or {}) if s in known}
+    order = card_evidence(card).get("order")
+    structured = {order} & known if isinstance(order, str) else set()
     for suggestion in card.get("suggestions") or []:
         for action in suggestion.get("actions") or []:
             if action.get("type") in ("update", "delete"):
@@ -356,6 +384,13 @@ def outcome(response: dict, request: dict) -> Outcome:
         order = sorted(named)[0] if named else "(none)"
         cards.append((topic, card.get("indicator"), order))
         result.details[cards[-1]] = str(card.get("detail", ""))
+        evidence = card_evidence(card)
+        result.evidence[cards[-1]] = {item.get("reference") for item in evidence.get("evidence") or []
+                                      if isinstance(item, dict)} | {evidence.get("order")}
+        for field_name in ("summary", "detail"):
+            shown = RESOURCE_ID.findall(str(card.get(field_name, "")))
+            if shown:
+                result.problems.append(f"card {topic!r}: its {field_name} shows resource ids {shown}")
     result.cards = sorted(cards, key=lambda c: tuple(str(x) for x in c))
     # The sandbox reads extension.systemActions (clinical-specification.md §7.6); CDS Hooks 2.0 the top level.
     in_extension = ratings_of(

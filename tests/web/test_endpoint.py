@@ -81,7 +81,9 @@ def test_sandbox_cauda_equina_reason_without_back_pain_condition(client):
     (card,) = result["cards"]
     assert card["indicator"] == "critical"
     assert card["source"]["topic"]["code"] == "cauda-equina-risk"
-    assert "ServiceRequest/pama-2" in card["detail"]
+    assert card["detail"].startswith("**Sign:** Cauda equina syndrome as the reason for this order.")
+    assert "ServiceRequest/" not in card["detail"]
+    assert card["extension"]["lumbar-imaging-cds-evidence"]["order"] == "ServiceRequest/pama-2"
     (update,) = card["suggestions"][0]["actions"]
     assert update["resource"]["code"]["coding"][0]["code"] == "72148"
     assert update["resource"]["priority"] == "stat"
@@ -103,7 +105,10 @@ def test_mri_two_weeks_after_onset_warns_either_way_the_data_arrives(client, fhi
     result = post(client, SIGN, payload)
     (card,) = result["cards"]
     assert card["source"]["topic"]["code"] == "imaging-before-6-weeks"
-    assert "Condition/cond-lbp-1" in card["detail"] and "2026-12-13" in card["detail"]
+    assert "Low back pain on the problem list since 1 Nov 2026" in card["detail"]
+    assert "**Reassess on 13 Dec 2026**" in card["detail"] and "Condition/" not in card["detail"]
+    references = [e["reference"] for e in card["extension"]["lumbar-imaging-cds-evidence"]["evidence"]]
+    assert references == ["Condition/cond-lbp-1"]
     delete, create = card["suggestions"][0]["actions"]
     assert delete["resourceId"] == ["ServiceRequest/order-mri-1"]
     assert create["resource"]["subject"] == {"reference": f"Patient/{PATIENT_ID}"}
@@ -112,11 +117,17 @@ def test_mri_two_weeks_after_onset_warns_either_way_the_data_arrives(client, fhi
 
 def test_order_select_judges_the_selection_and_order_sign_all(client):
     orders = [sandbox_order("a", "72148", authored="2027-01-10"), sandbox_order("b", "72100", authored="2027-01-10")]
-    # LBP onset 2026-11-01: 70 days by 2027-01-10 -> MRI without is appropriate, X-ray gets a card.
-    selected = post(client, SELECT, body("order-select", orders, full_prefetch(), selections=["ServiceRequest/b"]))
+    # LBP onset 2026-11-01: 70 days by 2027-01-10, physical therapy on 2026-12-01 (prior management,
+    # ACR variant 3) -> MRI without is appropriate, X-ray gets a card.
+    prefetch = full_prefetch()
+    prefetch["procedures"] = searchset({
+        "resourceType": "Procedure", "id": "pt-1", "status": "completed", "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "91251008", "display": "Physical therapy procedure"}]},
+        "performedDateTime": "2026-12-01"})
+    selected = post(client, SELECT, body("order-select", orders, prefetch, selections=["ServiceRequest/b"]))
     assert [a["resource"]["id"] for a in selected["systemActions"]] == ["b"]
     assert len(selected["cards"]) == 1 and selected["cards"][0]["source"]["topic"]["code"] == "prefer-mri-without-contrast"
-    signed = post(client, SIGN, body("order-sign", orders, full_prefetch()))
+    signed = post(client, SIGN, body("order-sign", orders, prefetch))
     assert [(a["resource"]["id"], rating(a)) for a in signed["systemActions"]] == [("a", "appropriate"), ("b", "appropriate")]
     assert len(signed["cards"]) == 1 and "X-ray" in signed["cards"][0]["summary"]
 

@@ -3,8 +3,9 @@
 Role in the data flow: built once by `create_app` (`create_recorder(settings)`); the controller
 hands each hook call's judgements to `recorder.record(...)` (queued, written by a background
 thread); the feedback endpoint, the dashboard and `lumbar-cds report` use `recorder.store`.
-Embedded SQLite by default (file created and migrated at start-up); PostgreSQL or another server
-via CDS_DATABASE_URL, migrated by `lumbar-cds db upgrade`. Judgements the store cannot take wait
+Embedded SQLite by default (file created and migrated at start-up, as is a SQLite file named by
+CDS_DATABASE_URL); PostgreSQL or another server via CDS_DATABASE_URL, migrated by `lumbar-cds db
+upgrade`. `store_readiness` is what `/readyz` answers: is the store reachable, its schema at head. Judgements the store cannot take wait
 in a spool (`spool`), by default in the instance folder's `spool/`.
 """
 
@@ -22,11 +23,11 @@ from cds_service.governance.store.database import (
 from cds_service.governance.store.queries import FeedbackCounts, Store, naive_utc
 from cds_service.governance.store.recorder import NullRecorder, QueueRecorder, patient_hash
 from cds_service.governance.store.spool import Spool
-from cds_service.logs import get_logger, log_event
+from cds_service.logs import get_logger, log_event, warn_once
 
 __all__ = [
     "FeedbackCounts", "NullRecorder", "QueueRecorder", "Store", "create_recorder", "naive_utc",
-    "open_store", "patient_hash",
+    "open_store", "patient_hash", "store_readiness",
 ]
 
 log = get_logger("store")
@@ -35,10 +36,11 @@ DEFAULT_HASH_KEY = "change-me-in-production"
 
 
 def open_store(settings: dict, migrate_embedded: bool = True) -> Store:
-    """The store of these settings; the embedded SQLite file is created and migrated here."""
-    url, embedded = database_url(settings)
+    """The store of these settings; a SQLite file (embedded or CDS_DATABASE_URL) is created and
+    migrated here."""
+    url, migrated_at_start = database_url(settings)
     engine = create_store_engine(url)
-    if embedded and migrate_embedded:
+    if migrated_at_start and migrate_embedded:
         upgrade(engine)
     return Store(engine)
 
@@ -59,10 +61,10 @@ def create_recorder(settings: dict):
     if not settings.get("RECORD_JUDGEMENTS", True):
         return NullRecorder()
     store = open_store(settings)
-    if settings.get("DATABASE_URL"):
+    if not database_url(settings)[1]:
         _check_schema(store)
     if settings.get("PATIENT_HASH_KEY") == DEFAULT_HASH_KEY:
-        log_event(log, "CDS_PATIENT_HASH_KEY is the shipped default: set a secret key in production", 30)
+        warn_once(log, "patient-hash-key", "CDS_PATIENT_HASH_KEY is the shipped default: set a secret key in production")
     spool = Spool(spool_dir(settings), int(settings.get("SPOOL_MAX_ROWS") or 100_000),
                   int(settings.get("SPOOL_MAX_BYTES") or 50_000_000))
     return QueueRecorder(store, settings.get("PATIENT_HASH_KEY") or DEFAULT_HASH_KEY,
@@ -75,3 +77,18 @@ def spool_dir(settings: dict) -> Path:
         return Path(settings["SPOOL_DIR"]).expanduser().resolve()
     database = Path(settings.get("DATABASE_PATH") or "instance/lumbar-cds.sqlite3")
     return database.expanduser().resolve().parent / "spool"
+
+
+def store_readiness(recorder) -> str | None:
+    """Why the service is not ready to record (fixed text, no URL, no data), or None when the
+    store answers and its schema is at head. A recorder without a store (recording off) is ready."""
+    store = getattr(recorder, "store", None)
+    if store is None:
+        return None
+    try:
+        current = current_revision(store.engine)
+    except Exception:  # any driver error: the store cannot be reached (or read)
+        return "governance store unreachable"
+    if current != head_revision():
+        return "governance store schema is not current: run `lumbar-cds db upgrade`"
+    return None

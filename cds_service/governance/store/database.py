@@ -3,13 +3,15 @@
 Role in the data flow: start-up only. Resolves the SQLAlchemy URL (CDS_DATABASE_URL, else the
 embedded SQLite file at CDS_DATABASE_PATH), builds the engine, and runs the Alembic migrations
 shipped inside the package (`migrations/`) programmatically: no alembic.ini is needed. The
-embedded default is migrated at start-up; a server database is migrated by `lumbar-cds db upgrade`
-(an operator's deliberate step, as schema changes on a shared server usually are).
+embedded default, and any SQLite file named by CDS_DATABASE_URL, is migrated at start-up; a server
+database is migrated by `lumbar-cds db upgrade` (an operator's deliberate step, as schema changes
+on a shared server usually are).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from pathlib import Path
 
@@ -26,9 +28,16 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 def database_url(settings: dict) -> tuple[str, bool]:
-    """(SQLAlchemy URL, is_embedded). The embedded file's folder is created when missing."""
+    """(SQLAlchemy URL, migrated_at_start). A SQLite file, the embedded default or a
+    CDS_DATABASE_URL `sqlite:///...`, is migrated at start-up (its path made absolute, its folder
+    created); a server database is migrated by `lumbar-cds db upgrade`."""
     if settings.get("DATABASE_URL"):
-        return settings["DATABASE_URL"], False
+        url = settings["DATABASE_URL"]
+        file = sqlite_file(url)
+        if file is None:
+            return url, False
+        Path(file).parent.mkdir(parents=True, exist_ok=True)
+        return make_url(url).set(database=file).render_as_string(hide_password=False), True
     path = Path(settings.get("DATABASE_PATH") or "instance/lumbar-cds.sqlite3").expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}", True
@@ -61,6 +70,7 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
+@functools.lru_cache(maxsize=1)  # the shipped migrations do not change while the process runs
 def head_revision() -> str:
     return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
 
@@ -102,7 +112,9 @@ def upgrade(engine: Engine, revision: str = "head") -> str:
 
 
 def sqlite_file(url: str) -> str | None:
+    """The absolute path of a SQLite file URL; None for a server or an in-memory database."""
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database:
-        return os.path.abspath(parsed.database)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:" \
+            and not parsed.database.startswith("file:"):
+        return os.path.abspath(os.path.expanduser(parsed.database))
     return None

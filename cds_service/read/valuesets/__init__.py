@@ -48,7 +48,7 @@ PREFIX_SYSTEMS = frozenset({ICD10CM, "http://www.whocc.no/atc"})
 
 PURPOSES = frozenset({
     "imaging-order", "qualifying-episode", "red-flag", "spinal-surgery", "systemic-corticosteroid",
-    "negative-finding", "observation", "laterality", "body-site",
+    "negative-finding", "observation", "laterality", "body-site", "management",
 })
 EVIDENCE_RULES = frozenset({"current-sign", "history"})
 VALUESET_DIR = Path(__file__).resolve().parent

@@ -1,0 +1,178 @@
+"""The attachments of the clinical notes: Binary contents fetched from fhirServer, as raw bytes.
+
+Role in the data flow: gather stage, after the prefetch keys are in (`gather.prefetch.gather`).
+A clinical note (DocumentReference, key `clinicalNotes`) carries its text either inline
+(`attachment.data`, base64, read by the read stage) or as `attachment.url`, usually a Binary on
+the EHR's FHIR server. Those urls are fetched here (clinical-specification.md §9.1) under the rules
+of every other fetch (`gather.fhir_client`): only on the fhirServer origin (a url elsewhere is
+refused, never followed), with the fhirAuthorization token bound to that origin, redirects checked
+hop by hop, within the call's gathering deadline, and refused past the byte cap. A server that
+answers a Binary as FHIR JSON (Accept ignored) is understood too.
+
+Only notes the read stage would read are fetched: status `current`, not entered-in-error, a text
+content type (or none stated), the newest `MAX_ATTACHMENTS`. A failed attachment makes the
+`clinicalNotes` key incomplete (with the failure's kind), as does a note past the cap or an
+attachment url with no fhirServer to fetch it from. Nothing fetched is logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin
+
+import orjson
+import requests
+
+from cds_service.gather.fhir_client import (
+    MAX_REDIRECTS,
+    REFUSED_STATUSES,
+    FhirClient,
+    FhirFetchError,
+)
+
+NOTES_KEY = "clinicalNotes"
+MAX_ATTACHMENTS = 20
+MAX_PARALLEL = 4
+# The content types the read stage turns into text (cds_service/read/text/attachments.py).
+TEXT_TYPES = frozenset({"text/plain", "text/html", "application/xhtml+xml", "text/rtf", "application/rtf"})
+ACCEPT = "text/plain, text/html, text/rtf, application/rtf, */*;q=0.1"
+IGNORED_NOTE_STATUS = frozenset({"superseded", "entered-in-error"})
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """One fetched attachment: its bytes and the content type the server gave (or the note said)."""
+
+    content_type: str | None
+    data: bytes
+
+
+def media_type(content_type: Any) -> str | None:
+    if not isinstance(content_type, str) or not content_type.strip():
+        return None
+    return content_type.split(";")[0].strip().lower()
+
+
+def readable_note(resource: Any) -> bool:
+    """A note the read stage reads: a current DocumentReference not entered in error."""
+    return (isinstance(resource, dict) and resource.get("resourceType") == "DocumentReference"
+            and resource.get("status", "current") == "current"
+            and resource.get("docStatus") != "entered-in-error")
+
+
+def note_attachments(resource: dict) -> list[dict]:
+    return [c["attachment"] for c in resource.get("content") or []
+            if isinstance(c, dict) and isinstance(c.get("attachment"), dict)]
+
+
+def urls_to_fetch(bundle: Any) -> list[tuple[str, str | None]]:
+    """(url, stated content type) of the note attachments held only by url, newest note first."""
+    notes = []
+    entries = bundle.get("entry") if isinstance(bundle, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not readable_note(resource):
+            continue
+        when = resource.get("date") if isinstance(resource.get("date"), str) else ""
+        for attachment in note_attachments(resource):
+            url, stated = attachment.get("url"), media_type(attachment.get("contentType"))
+            if attachment.get("data") or not isinstance(url, str) or not url.strip():
+                continue
+            if stated is not None and stated not in TEXT_TYPES:
+                continue  # not fetched: the read stage says the note's format was not readable
+            notes.append((when, url, attachment.get("contentType")))
+    notes.sort(key=lambda n: n[0], reverse=True)
+    seen: dict[str, str | None] = {}
+    for _, url, stated in notes:
+        seen.setdefault(url, stated)
+    return list(seen.items())
+
+
+def fetch_binary(client: FhirClient, url: str) -> Attachment:
+    """GET one attachment url on the fhirServer origin: raw bytes, or a Binary resource's data."""
+    absolute = urljoin(client.base_url, url)
+    for _ in range(MAX_REDIRECTS + 1):
+        if not client._same_origin(absolute):
+            raise FhirFetchError("refused a URL on another origin than fhirServer", kind="refused")
+        headers = {"Accept": ACCEPT}
+        if client._token:
+            headers["Authorization"] = f"Bearer {client._token}"
+        timeout = client._timeout()
+        client.requests += 1
+        try:
+            with client._session().get(absolute, headers=headers, timeout=timeout, allow_redirects=False,
+                                       stream=True) as response:
+                if response.is_redirect:
+                    absolute = urljoin(absolute, response.headers.get("Location", ""))
+                    continue
+                if response.status_code != 200:
+                    kind = "refused" if response.status_code in REFUSED_STATUSES else "error"
+                    raise FhirFetchError(f"HTTP {response.status_code}", response.status_code, kind)
+                content = client._content(response)
+                served = response.headers.get("Content-Type")
+        except requests.Timeout:
+            raise FhirFetchError("timed out", kind="budget" if client._spent() else "error") from None
+        except requests.ConnectionError:
+            raise FhirFetchError("could not connect") from None
+        except requests.RequestException:
+            raise FhirFetchError("request failed") from None
+        except ValueError:
+            raise FhirFetchError("a link is not a valid URL", kind="unreadable") from None
+        if media_type(served) in ("application/fhir+json", "application/json"):
+            return _binary_resource(content)
+        return Attachment(served, content)
+    raise FhirFetchError("too many redirects")
+
+
+def _binary_resource(content: bytes) -> Attachment:
+    try:
+        body = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        raise FhirFetchError("answer is not JSON", kind="unreadable") from None
+    if not isinstance(body, dict) or body.get("resourceType") != "Binary" or not isinstance(body.get("data"), str):
+        raise FhirFetchError("answer is not a Binary with data", kind="unreadable")
+    try:
+        return Attachment(body.get("contentType"), base64.b64decode(body["data"], validate=False))
+    except (binascii.Error, ValueError):
+        raise FhirFetchError("a Binary's data is not base64", kind="unreadable") from None
+
+
+def gather_attachments(gathered, make_client: Callable[[], FhirClient] | None, deadline: float) -> None:
+    """Fetch the url attachments of the gathered clinical notes into `gathered.attachments`."""
+    wanted = urls_to_fetch(gathered.data.get(NOTES_KEY))
+    if not wanted:
+        return
+    if make_client is None:
+        gathered.mark_incomplete(NOTES_KEY, "not-fetched")
+        return
+    if len(wanted) > MAX_ATTACHMENTS:
+        gathered.mark_incomplete(NOTES_KEY, "entry-cap")
+        wanted = wanted[:MAX_ATTACHMENTS]
+    clients: list[FhirClient] = []
+
+    def run(url: str) -> Attachment:
+        client = make_client()
+        clients.append(client)
+        return fetch_binary(client, url)
+
+    pool = ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(wanted)), thread_name_prefix="gather-note")
+    try:
+        futures = {url: pool.submit(run, url) for url, _ in wanted}
+        wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()) + 0.05)
+        for url, future in futures.items():
+            if not future.done():
+                gathered.mark_incomplete(NOTES_KEY, "budget")
+                continue
+            try:
+                gathered.attachments[url] = future.result()
+            except FhirFetchError as error:
+                gathered.mark_incomplete(NOTES_KEY, error.kind)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    gathered.requests += sum(c.requests for c in clients)

@@ -1,0 +1,168 @@
+"""Turn a duration phrase into the onset date it implies.
+
+Role in the data flow: the reader finds duration phrases with the regular expressions of
+textrules/durations.json (group 'duration'); for each match it calls `onset_of(kind, match, written_on,
+config)` with that entry's `kind` and the regular-expression match, and puts the result in
+`TextFinding.onset`. Pure functions, no I/O; `written_on=None` gives no onset.
+
+Rules (durations.json holds the tables):
+- relative ('x 3 days', 'for 2 weeks', '3-month history', '10 days ago'): onset = written_on minus
+  the amount; months and years are calendar months (day clamped to the month's length), weeks are
+  7 days, hours count whole days. A range ('2-3 weeks') takes its lower bound. A missing count
+  ('for years', 'for the past week') is 1 for a singular unit and `vague_count` (2) for a plural.
+- relative-day ('started yesterday', 'since this morning'): `relative_days`.
+- since-date / since-month / since-numeric ('since 15 Oct', 'since March', 'since 6/1'): without a
+  year, the latest such date not after written_on; a month alone means its first day.
+- since-year ('since 2019'): 1 January; since-iso: the date itself.
+- since-weekday ('since Tuesday', 'since last Tuesday'): the latest such weekday strictly before
+  written_on. since-last ('since last week'): one unit back.
+A date after written_on (a typo or a future plan) gives no onset.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from datetime import date, timedelta
+from typing import Any
+
+_MONTHS = {m: i for i, m in enumerate(
+    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}
+_WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+
+
+def minus_months(day: date, months: int) -> date:
+    total = day.year * 12 + (day.month - 1) - months
+    year, month = divmod(total, 12)
+    month += 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def _number(text: str | None, numbers: dict[str, float]) -> float | None:
+    if text is None:
+        return None
+    text = re.sub(r"\s+", " ", text.strip().lower())
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        return float(text)
+    return numbers.get(text)
+
+
+def _unit(text: str) -> str:
+    text = text.lower()
+    if text.startswith("fortnight"):
+        return "fortnight"
+    if text.startswith("decade"):
+        return "decade"
+    if text.startswith("weekend"):
+        return "weekend"
+    if text.startswith("mo"):
+        return "month"
+    return {"h": "hour", "d": "day", "w": "week", "y": "year"}[text[0]]
+
+
+def _is_plural(text: str) -> bool:
+    return text.lower().endswith("s")
+
+
+def subtract(written_on: date, amount: float, unit: str) -> date:
+    if unit == "hour":
+        return written_on - timedelta(days=int(amount // 24))
+    if unit == "day":
+        return written_on - timedelta(days=round(amount))
+    if unit == "week":
+        return written_on - timedelta(days=round(amount * 7))
+    if unit == "fortnight":
+        return written_on - timedelta(days=round(amount * 14))
+    if unit == "month":
+        whole = int(amount)
+        result = minus_months(written_on, whole)
+        return result - timedelta(days=round((amount - whole) * 30.44))
+    if unit in ("year", "decade"):
+        months = amount * 12 * (10 if unit == "decade" else 1)
+        whole = int(months)
+        result = minus_months(written_on, whole)
+        return result - timedelta(days=round((months - whole) * 30.44))
+    raise ValueError(unit)
+
+
+def _latest_not_after(written_on: date, month: int, day: int) -> date | None:
+    for year in (written_on.year, written_on.year - 1):
+        try:
+            candidate = date(year, month, day)
+        except ValueError:
+            continue
+        if candidate <= written_on:
+            return candidate
+    return None
+
+
+def _month(text: str) -> int | None:
+    return _MONTHS.get(text.lower().rstrip(".")[:3])
+
+
+def onset_of(kind: str, match: re.Match, written_on: date | None, config: dict[str, Any]) -> date | None:
+    """The onset a duration match implies, or None (no note date, unparsable or in the future)."""
+    if written_on is None:
+        return None
+    g = match.groupdict()
+    numbers = config.get("numbers", {})
+    try:
+        if kind == "relative":
+            unit_text = g.get("unit") or ""
+            if not unit_text:
+                return None
+            unit = _unit(unit_text)
+            amount = _number(g.get("num"), numbers)
+            if amount is None:
+                amount = float(config.get("vague_count", 2)) if _is_plural(unit_text) else 1.0
+            second = _number(g.get("num2"), numbers)
+            if second is not None:
+                amount = min(amount, second)
+            result = subtract(written_on, amount, unit)
+        elif kind == "relative-day":
+            rel = re.sub(r"\s+", " ", (g.get("rel") or "").lower())
+            days = config.get("relative_days", {}).get(rel)
+            if days is None:
+                return None
+            result = written_on - timedelta(days=int(days))
+        elif kind == "since-date":
+            month = _month(g["month"])
+            day = int(g["day"])
+            if month is None:
+                return None
+            result = date(int(g["year"]), month, day) if g.get("year") else _latest_not_after(written_on, month, day)
+        elif kind == "since-month":
+            month = _month(g["month"])
+            if month is None:
+                return None
+            result = date(int(g["year"]), month, 1) if g.get("year") else _latest_not_after(written_on, month, 1)
+        elif kind == "since-year":
+            result = date(int(g["year"]), 1, 1)
+        elif kind == "since-numeric":
+            month, day = int(g["m"]), int(g["d"])
+            if g.get("y"):
+                year = int(g["y"])
+                year = year + 2000 if year < 100 else year
+                result = date(year, month, day)
+            else:
+                result = _latest_not_after(written_on, month, day)
+        elif kind == "since-iso":
+            result = date.fromisoformat(g["iso"])
+        elif kind == "since-weekday":
+            target = _WEEKDAYS[g["weekday"].lower()[:3]]
+            back = (written_on.weekday() - target) % 7 or 7
+            result = written_on - timedelta(days=back)
+        elif kind == "since-last":
+            unit = _unit(g["unit"])
+            if unit == "weekend":
+                back = (written_on.weekday() - 5) % 7 or 7
+                result = written_on - timedelta(days=back)
+            else:
+                result = subtract(written_on, 1, unit)
+        else:
+            return None
+    except (ValueError, KeyError, OverflowError):
+        return None
+    if result is None or result > written_on:
+        return None
+    return result
