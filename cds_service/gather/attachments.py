@@ -27,11 +27,8 @@ from typing import Any
 from urllib.parse import urljoin
 
 import orjson
-import requests
 
 from cds_service.gather.fhir_client import (
-    MAX_REDIRECTS,
-    REFUSED_STATUSES,
     FhirClient,
     FhirFetchError,
 )
@@ -95,39 +92,12 @@ def urls_to_fetch(bundle: Any) -> list[tuple[str, str | None]]:
 
 
 def fetch_binary(client: FhirClient, url: str) -> Attachment:
-    """GET one attachment url on the fhirServer origin: raw bytes, or a Binary resource's data."""
-    absolute = urljoin(client.base_url, url)
-    for _ in range(MAX_REDIRECTS + 1):
-        if not client._same_origin(absolute):
-            raise FhirFetchError("refused a URL on another origin than fhirServer", kind="refused")
-        headers = {"Accept": ACCEPT}
-        if client._token:
-            headers["Authorization"] = f"Bearer {client._token}"
-        timeout = client._timeout()
-        client.requests += 1
-        try:
-            with client._session().get(absolute, headers=headers, timeout=timeout, allow_redirects=False,
-                                       stream=True) as response:
-                if response.is_redirect:
-                    absolute = urljoin(absolute, response.headers.get("Location", ""))
-                    continue
-                if response.status_code != 200:
-                    kind = "refused" if response.status_code in REFUSED_STATUSES else "error"
-                    raise FhirFetchError(f"HTTP {response.status_code}", response.status_code, kind)
-                content = client._content(response)
-                served = response.headers.get("Content-Type")
-        except requests.Timeout:
-            raise FhirFetchError("timed out", kind="budget" if client._spent() else "error") from None
-        except requests.ConnectionError:
-            raise FhirFetchError("could not connect") from None
-        except requests.RequestException:
-            raise FhirFetchError("request failed") from None
-        except ValueError:
-            raise FhirFetchError("a link is not a valid URL", kind="unreadable") from None
-        if media_type(served) in ("application/fhir+json", "application/json"):
-            return _binary_resource(content)
-        return Attachment(served, content)
-    raise FhirFetchError("too many redirects")
+    """GET one attachment url on the fhirServer origin (the client's guarded GET: origin, token,
+    deadline, byte cap): raw bytes, or a Binary resource's data."""
+    content, served = client.get_bytes(urljoin(client.base_url, url), accept=ACCEPT)
+    if media_type(served) in ("application/fhir+json", "application/json"):
+        return _binary_resource(content)
+    return Attachment(served, content)
 
 
 def _binary_resource(content: bytes) -> Attachment:

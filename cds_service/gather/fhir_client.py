@@ -134,8 +134,11 @@ class FhirClient:
             raise FhirFetchError("the gathering budget ran out", kind="budget")
         return b"".join(chunks)
 
-    def get_json(self, url: str) -> dict:
-        headers = {"Accept": FHIR_JSON}
+    def get_bytes(self, url: str, accept: str = FHIR_JSON) -> tuple[bytes, str | None]:
+        """A guarded GET: the fhirServer origin only (redirects followed by hand, never to another
+        origin), the bearer token, the call's deadline and the byte cap. Returns the body and its
+        Content-Type; any failure is a FhirFetchError."""
+        headers = {"Accept": accept}
         for _ in range(MAX_REDIRECTS + 1):
             if not self._same_origin(url):
                 # The token is bound to fhirServer: never send it (or anything) elsewhere.
@@ -153,7 +156,7 @@ class FhirClient:
                     if response.status_code != 200:
                         kind = "refused" if response.status_code in REFUSED_STATUSES else "error"
                         raise FhirFetchError(f"HTTP {response.status_code}", response.status_code, kind)
-                    content = self._content(response)
+                    return self._content(response), response.headers.get("Content-Type")
             except requests.Timeout:
                 raise FhirFetchError("timed out", kind="budget" if self._spent() else "error") from None
             except requests.ConnectionError:
@@ -162,16 +165,19 @@ class FhirClient:
                 raise FhirFetchError("request failed") from None
             except ValueError:  # a redirect Location that is no URL
                 raise FhirFetchError("a link is not a valid URL", kind="unreadable") from None
-            try:
-                body = orjson.loads(content)
-            except orjson.JSONDecodeError:
-                raise FhirFetchError("answer is not JSON", kind="unreadable") from None
-            if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
-                raise FhirFetchError("answer is not a FHIR resource", kind="unreadable")
-            if body["resourceType"] == "OperationOutcome":
-                raise FhirFetchError("answered with an OperationOutcome", kind="refused")
-            return body
         raise FhirFetchError("too many redirects")
+
+    def get_json(self, url: str) -> dict:
+        content, _ = self.get_bytes(url)
+        try:
+            body = orjson.loads(content)
+        except orjson.JSONDecodeError:
+            raise FhirFetchError("answer is not JSON", kind="unreadable") from None
+        if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
+            raise FhirFetchError("answer is not a FHIR resource", kind="unreadable")
+        if body["resourceType"] == "OperationOutcome":
+            raise FhirFetchError("answered with an OperationOutcome", kind="refused")
+        return body
 
     def _spent(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline - 0.05

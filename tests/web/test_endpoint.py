@@ -150,3 +150,21 @@ def test_unavailable_optional_data_is_named_in_the_card(client):
     del prefetch["observations"]  # absent and no fhirServer to fetch it from
     result = post(client, SIGN, body("order-sign", [copy.deepcopy(MRI_ORDER)], prefetch))
     assert "temperature, weight and post-void residual" in result["cards"][0]["detail"]
+
+
+@pytest.mark.parametrize("key", ["serviceRequests", "encounters", "procedures", "medications"])
+def test_management_records_that_cannot_be_read_leave_the_order_unrated(client, key):
+    """10 weeks of back pain, no red flag, an MRI, and one of the data groups that could show
+    prior management unreadable: the card still advises management first, but the order is not
+    rated not-appropriate on the strength of records the service could not read (§8.3)."""
+    prefetch = full_prefetch()
+    prefetch["conditions"] = searchset(dict(LBP_CONDITION, onsetDateTime="2026-09-06"))
+    readable = post(client, SIGN, body("order-sign", [copy.deepcopy(MRI_ORDER)], copy.deepcopy(prefetch)))
+    assert [c["source"]["topic"]["code"] for c in readable["cards"]] == ["no-prior-management"]
+    assert rating(readable["systemActions"][0]) == "not-appropriate"
+
+    prefetch[key] = {"resourceType": "Bundle", "entry": "garbage"}
+    unreadable = post(client, SIGN, body("order-sign", [copy.deepcopy(MRI_ORDER)], prefetch))
+    assert [c["source"]["topic"]["code"] for c in unreadable["cards"]] == ["no-prior-management"]
+    assert "systemActions" not in unreadable
+    assert "Not checked" in unreadable["cards"][0]["detail"]
