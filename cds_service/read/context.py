@@ -72,6 +72,16 @@ class ReadContext:
                         found.append(Hit(entry, coding))
         return tuple(found)
 
+    def select(self, resource: dict, full_url: str | None, concepts: Iterable[dict],
+               ignored_statuses: frozenset[str], purposes: frozenset[str] | None = None
+               ) -> tuple[tuple[Hit, ...], str] | None:
+        """The value-set hits and the reference of a resource that counts: its codes match, its
+        status is not one the reader ignores, and it is this patient's and valid. None otherwise."""
+        matches = self.lookup(concepts, purposes)
+        if not matches or resource.get("status") in ignored_statuses:
+            return None
+        ref = self.accept(resource, full_url)
+        return None if ref is None else (matches, ref)
 
     def is_other_patient(self, resource: dict) -> bool:
         for key in ("subject", "patient"):

@@ -34,12 +34,10 @@ def add_management(ctx: ReadContext, ref: str, resource: dict, hit: Hit, when: d
 def read_service_request(ctx: ReadContext, resource: dict, full_url: str | None) -> None:
     """A referral in the record (not a draft order of this call): physical therapy, manipulation,
     exercise therapy. Dated by its occurrence, else by when it was authored."""
-    matches = ctx.lookup(concepts_of(resource.get("code")), MANAGEMENT)
-    if not matches or resource.get("status") in IGNORED_REFERRAL_STATUS:
+    selected = ctx.select(resource, full_url, concepts_of(resource.get("code")), IGNORED_REFERRAL_STATUS, MANAGEMENT)
+    if selected is None:
         return
-    ref = ctx.accept(resource, full_url)
-    if ref is None:
-        return
+    matches, ref = selected
     when = first_date(resource, "occurrenceDateTime", "occurrencePeriod.start", "authoredOn")
     add_management(ctx, ref, resource, matches[0], when)
 
@@ -47,11 +45,9 @@ def read_service_request(ctx: ReadContext, resource: dict, full_url: str | None)
 def read_encounter(ctx: ReadContext, resource: dict, full_url: str | None) -> None:
     """An Encounter whose type or service type is physical therapy, dated by its period."""
     concepts = concepts_of(resource.get("serviceType")) + concepts_of(resource.get("type"))
-    matches = ctx.lookup(concepts, MANAGEMENT)
-    if not matches or resource.get("status") in IGNORED_ENCOUNTER_STATUS:
+    selected = ctx.select(resource, full_url, concepts, IGNORED_ENCOUNTER_STATUS, MANAGEMENT)
+    if selected is None:
         return
-    ref = ctx.accept(resource, full_url)
-    if ref is None:
-        return
+    matches, ref = selected
     when = first_date(resource, "period.start", "period.end")
     add_management(ctx, ref, resource, matches[0], when)

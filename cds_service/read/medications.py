@@ -67,12 +67,10 @@ def _analgesic(ctx: ReadContext, resource: dict, full_url: str | None, concepts:
                ignored: frozenset[str]) -> None:
     """An analgesic prescription (NSAID, acetaminophen, muscle relaxant, neuropathic agent) is
     prior management of the episode, dated by its start (clinical-specification.md §5.8)."""
-    matches = ctx.lookup(concepts, MANAGEMENT)
-    if not matches or resource.get("status") in ignored:
+    selected = ctx.select(resource, full_url, concepts, ignored, MANAGEMENT)
+    if selected is None:
         return
-    ref = ctx.accept(resource, full_url)
-    if ref is None:
-        return
+    matches, ref = selected
     start, _ = _course(ctx, resource, resource.get("dosageInstruction") or resource.get("dosage") or [])
     add_management(ctx, ref, resource, matches[0], start)
 

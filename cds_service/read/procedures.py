@@ -33,12 +33,10 @@ def _prior_imaging(ctx: ReadContext, ref: str, resource: dict, entries: Iterable
 
 
 def read_procedure(ctx: ReadContext, resource: dict, full_url: str | None) -> None:
-    matches = ctx.lookup(concepts_of(resource.get("code")))
-    if not matches or resource.get("status") in IGNORED_PROCEDURE_STATUS:
+    selected = ctx.select(resource, full_url, concepts_of(resource.get("code")), IGNORED_PROCEDURE_STATUS)
+    if selected is None:
         return
-    ref = ctx.accept(resource, full_url)
-    if ref is None:
-        return
+    matches, ref = selected
     when = first_date(resource, "performedDateTime", "performedPeriod.start", "performedPeriod.end")
     _prior_imaging(ctx, ref, resource, matches, when)
     for entry in one_per_valueset(matches):
@@ -99,11 +97,10 @@ def _lumbar_series(ctx: ReadContext, resource: dict) -> tuple[str, dict] | None:
 
 
 def read_diagnostic_report(ctx: ReadContext, resource: dict, full_url: str | None) -> None:
-    matches = ctx.lookup(concepts_of(resource.get("code")), frozenset({"imaging-order"}))
-    if not matches or resource.get("status") in IGNORED_REPORT_STATUS:
+    selected = ctx.select(resource, full_url, concepts_of(resource.get("code")), IGNORED_REPORT_STATUS,
+                          frozenset({"imaging-order"}))
+    if selected is None:
         return
-    ref = ctx.accept(resource, full_url)
-    if ref is None:
-        return
+    matches, ref = selected
     when = first_date(resource, "effectiveDateTime", "effectivePeriod.start", "issued")
     _prior_imaging(ctx, ref, resource, matches, when)
