@@ -194,7 +194,7 @@ class FhirClient:
         on the fhirServer origin, until the last page, the page cap, the entry cap or the deadline."""
         entries = list(_entries(first))
         pages, stopped = 1, None
-        next_url = _next_link(first)
+        next_url = next_link(first)
         while next_url:
             if pages >= self.max_pages:
                 stopped = "page-cap"
@@ -213,7 +213,7 @@ class FhirClient:
             if page.get("resourceType") != "Bundle":
                 raise FhirFetchError("a next page is not a Bundle", kind="unreadable")
             entries.extend(_entries(page))
-            next_url = _next_link(page)
+            next_url = next_link(page)
         merged = {k: v for k, v in first.items() if k not in ("entry", "link")}
         merged["entry"] = entries
         return FetchResult(merged, pages, stopped, self.requests)
@@ -228,7 +228,7 @@ def _entries(bundle: dict) -> list:
     return entries
 
 
-def _next_link(bundle: dict) -> str | None:
+def next_link(bundle: dict) -> str | None:
     links = bundle.get("link")
     if links is None:
         return None

@@ -31,13 +31,17 @@ from urllib.parse import quote
 
 from cds_service import metrics
 from cds_service.gather.attachments import gather_attachments
-from cds_service.gather.fhir_client import FetchResult, FhirClient, FhirFetchError
+from cds_service.gather.fhir_client import FetchResult, FhirClient, FhirFetchError, next_link
 from cds_service.gather.planner import KeyPlan, QueryPlan
 from cds_service.hooks.envelope import HookRequest
 from cds_service.hooks.errors import CdsError
 from cds_service.hooks.registry import REQUIRED_PREFETCH_KEYS, ServiceDefinition
 
 _TEMPLATE_TOKEN = re.compile(r"\{\{\s*context\.(\w+)\s*\}\}")
+# Years a clinical date can have (FHIR allows 0001-9999): outside them a date is taken as not
+# given (here and by the read stage), so no window or duration arithmetic runs on a typo such as
+# 0001-01-01 or 9999-12-31 (clinical-specification.md §3.3).
+PLAUSIBLE_YEARS = (1800, 2200)
 _AUTHORED = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
 
 
@@ -120,8 +124,7 @@ def reference_date_floor(request: HookRequest, today: date) -> date:
             day = date(*map(int, match.groups())) if match else today
         except ValueError:
             day = today
-        # The read stage's plausible years (a date outside them is not read as a reference date).
-        dates.append(day if 1800 <= day.year <= 2200 else today)
+        dates.append(day if PLAUSIBLE_YEARS[0] <= day.year <= PLAUSIBLE_YEARS[1] else today)
     return min(dates) if dates else today
 
 
@@ -159,7 +162,7 @@ def _gather_keys(request: HookRequest, service: ServiceDefinition, settings: dic
                 continue
             if shape_problem(value, expected) is None:
                 gathered.data[key] = value
-                if isinstance(value, dict) and value.get("resourceType") == "Bundle" and _has_next(value):
+                if isinstance(value, dict) and value.get("resourceType") == "Bundle" and next_link(value):
                     jobs[key] = ("follow", value)  # a first page only: read the rest
                 continue
             # Present but unusable: never "no data". Fetched instead; incomplete if it cannot be.
@@ -273,14 +276,6 @@ def _fetch_planned(client: FhirClient, plan: KeyPlan, request: HookRequest, refe
                     seen.add(rid)
         stopped = stopped or result.stopped
     return FetchResult(merged or {"resourceType": "Bundle", "entry": []}, 1, stopped, client.requests)
-
-
-def _has_next(bundle: dict) -> bool:
-    links = bundle.get("link")
-    return isinstance(links, list) and any(
-        isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str)
-        for link in links
-    )
 
 
 def _unavailable(gathered: GatheredData, key: str, reason: str, kind: str = "not-fetched") -> None:

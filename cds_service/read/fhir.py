@@ -25,6 +25,8 @@ from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.procedure import Procedure
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
+from cds_service.gather.prefetch import PLAUSIBLE_YEARS
+
 MODELS = {
     "Condition": Condition, "Observation": Observation, "Procedure": Procedure,
     "MedicationRequest": MedicationRequest, "MedicationStatement": MedicationStatement,
@@ -53,9 +55,6 @@ AGE_UNIT_DAYS = {"a": 365.25, "yr": 365.25, "year": 365.25, "years": 365.25, "mo
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 
 
-# Years a clinical date can have (FHIR allows 0001-9999): outside them a date is taken as not
-# given, so no window or duration arithmetic runs on a typo such as 0001-01-01 or 9999-12-31.
-PLAUSIBLE_YEARS = (1800, 2200)
 
 
 def parse_date(value: Any) -> date | None:

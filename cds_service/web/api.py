@@ -84,8 +84,10 @@ def call_service(service_id: str):
         if why:
             raise CdsError("LCDS-1009", {"field": "fhirServer", "reason": why}, field="fhirServer")
 
+    # One clock for the call: the date floors of the FHIR searches and the reference date agree.
+    now = datetime.now(UTC)
     started = time.perf_counter()
-    gathered = gather(hook_request, service, settings, cds.evaluator.query_plan, datetime.now(UTC).date())
+    gathered = gather(hook_request, service, settings, cds.evaluator.query_plan, now.date())
     g.gather_ms = round((time.perf_counter() - started) * 1000, 2)
     if gathered.fetched or gathered.incomplete:
         log_event(
@@ -95,7 +97,6 @@ def call_service(service_id: str):
             unavailable_reasons=sorted(set(gathered.unavailable.values())), ms=g.gather_ms,
         )
 
-    now = datetime.now(UTC)
     result = cds.evaluator.evaluate(hook_request, gathered, now)
     cds.recorder.record(hook_request, result, now)
     metrics.judged(result.judgements)
