@@ -58,7 +58,8 @@ for (const [resourceType, typeInfo] of Object.entries(globalSchema.types)) {
 
 // -- config -----------------------------------------------------------------------------------
 const DEFAULT_OPTIONS = {
-  max_page_size: 20, // page size = min(_count, max_page_size), HAPI-like default
+  max_page_size: 20, // the largest page, whatever _count asks for
+  default_page_size: null, // the page without _count (null: max_page_size); HAPI's starter: 20 and 200
   shuffle: false, // "no set order": a stable pseudo-random order (hash of seed + id)
   shuffle_seed: 'lumbar',
   epic_observation_rule: false, // Observation search without code or category: 400
@@ -240,9 +241,10 @@ function searchQueryString(pairs) {
 
 function pageSizeOf(pairs) {
   const max = Math.max(1, Number(options.max_page_size) || DEFAULT_OPTIONS.max_page_size);
+  const fallback = Math.min(max, Math.max(1, Number(options.default_page_size) || max));
   const counts = pairs.filter(([k]) => k === '_count').map(([, v]) => parseInt(v, 10));
   const asked = counts.length ? counts[counts.length - 1] : NaN;
-  return Number.isFinite(asked) && asked >= 0 ? Math.min(asked, max) : max;
+  return Number.isFinite(asked) && asked >= 0 ? Math.min(asked, max) : fallback;
 }
 
 function offsetOf(pairs) {

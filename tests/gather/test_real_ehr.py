@@ -262,3 +262,26 @@ def test_an_unusable_patient_value_is_fetched_or_412(client, ehr, bad):
     assert any(s.path == f"/fhir/Patient/{PATIENT_ID}" for s in ehr.seen())
     response = client.post(SERVICE, data=json.dumps(hook(prefetch)), content_type="application/json")
     assert response.status_code == 412
+
+
+def test_a_server_that_honours_count_serves_a_long_problem_list_in_few_pages(client, ehr):
+    """HAPI's JPA starter serves 20 a page unless `_count` asks for more (up to 200): the
+    service's `_count` hint cuts 300 Conditions from 15 pages to 2, and the cauda equina sign
+    on the last of them is still read (clinical-specification.md §8.4)."""
+    ehr.reset()
+    filler = [
+        {"resourceType": "Condition", "id": f"c{n:03d}", "subject": SUBJECT, "recordedDate": "2019-05-01",
+         "code": {"coding": [{"system": "http://snomed.info/sct", "code": "38341003", "display": "Hypertension"}]}}
+        for n in range(300)
+    ]
+    retention = {"resourceType": "Condition", "id": "zz-retention", "subject": SUBJECT,
+                 "clinicalStatus": LBP["clinicalStatus"], "recordedDate": AUTHORED.isoformat(),
+                 "code": {"coding": [{"system": "http://snomed.info/sct", "code": "236648008", "display": "Acute retention of urine"}]}}
+    ehr.add(PATIENT, LBP, *filler, retention)
+    ehr.behave(default_page_size=20, max_page_size=200)
+    assert len(ehr.get_json(f"Condition?patient={PATIENT_ID}")["entry"]) == 20  # 20 a page by default
+    ehr.clear_seen()
+    answer = call(client, hook(fhir_server=ehr.base_url))
+    assert topics(answer) == ["cauda-equina-risk"]
+    condition_pages = [s for s in ehr.seen() if s.path == "/fhir/Condition"]
+    assert len(condition_pages) == 2 and condition_pages[0].query.get("_count") == "200"

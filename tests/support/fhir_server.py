@@ -33,6 +33,12 @@ class FhirServerBehaviour:
     redirect_to: str | None = None  # 302 every request to this base URL (path kept)
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's listen backlog is 5: with a dozen fetches opening connections at once, the
+    # kernel could drop a SYN and the client retry it a second later, so they were not all in flight.
+    request_queue_size = 128
+
+
 class LoopbackFhirServer:
     def __init__(self, behaviour: FhirServerBehaviour | None = None):
         self.behaviour = behaviour or FhirServerBehaviour()
@@ -62,7 +68,7 @@ class LoopbackFhirServer:
                     with server._lock:
                         server.in_flight -= 1
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 

@@ -4,7 +4,7 @@
 over its MemoryRepository (see tests/fhir_server/README.md). Reads and searches
 (`patient=`, `code=system|code,...`, `category=`, `date=ge...`, `_count`, `_sort`...) are
 answered by Medplum's code; around it the server pages with absolute `next` links (page size
-min(_count, max_page_size), default 20), and can shuffle the order, act like Epic or Oracle
+min(_count, max_page_size), default 20; `default_page_size` without `_count`), and can shuffle the order, act like Epic or Oracle
 Health, require a bearer token, delay, fail, redirect, and serve Binary as raw bytes.
 
 Usable like `LoopbackFhirServer` (tests/support/fhir_server.py): `base_url`, `add(*resources)`,
@@ -57,7 +57,7 @@ class SeenRequest(dict):
 
 class MedplumFhirServer:
     """The node FHIR server as a child process. `options` are the start-up behaviour, which
-    `reset()` restores: max_page_size (20), shuffle (False), shuffle_seed, epic_observation_rule
+    `reset()` restores: max_page_size (20), default_page_size (None: max_page_size), shuffle (False), shuffle_seed, epic_observation_rule
     (False), no_code_search ([]), required_token (None), latency_ms (0), fail_status ({}),
     redirect_to (None)."""
 

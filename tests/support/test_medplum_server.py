@@ -151,6 +151,11 @@ def test_paging_45_observations_in_pages_of_20(fhir_server_medplum):
     assert len(server.get_json("Observation?patient=pp")["entry"]) == 45
     assert len(server.get_json("Observation?patient=pp&_count=7")["entry"]) == 7
 
+    # HAPI's JPA starter: 20 a page unless _count asks for more, up to 200.
+    server.behave(default_page_size=20, max_page_size=200)
+    assert len(server.get_json("Observation?patient=pp")["entry"]) == 20
+    assert len(server.get_json("Observation?patient=pp&_count=40")["entry"]) == 40
+
 
 def test_epic_observation_rule(fhir):
     fhir.behave(epic_observation_rule=True)
