@@ -16,11 +16,8 @@ Corrections:
    equally long ones, so 'cauda equina warning' could knock out 'warning signs discussed'. Replaced
    by a greedy longest-first selection (spaCy's filter_spans rule: longer first, then earlier).
 Speed-ups (same results):
-3. RegexMatcher.__call__ rebuilt `doc.text_with_ws` for every pattern; now once per call. A pattern
-   registered with guards (case-folded substrings, one of which every match contains; see
-   regex_guards.py) is not run on a text that has none of them, and otherwise only on the sentences
-   that contain one (a rule match never spans two sentences; section headers, in WHOLE_TEXT, are
-   searched on the whole text).
+3. RegexMatcher.__call__ is _regex_scan.regex_call: guarded patterns, sentence restrictions and
+   case-free twins (see that module).
 6. MedspacyMatcher.__call__ ran spaCy's token Matcher even when it had no pattern (a full pass over
    the tokens and warning W036 each call); it now skips an empty Matcher or PhraseMatcher.
 5. Sectionizer.__call__ also set `token._.section` on every token (the reader reads doc._.sections
@@ -28,17 +25,18 @@ Speed-ups (same results):
 4. ConTextGraph.update_scopes compared every pair of modifiers and apply_modifiers every target with
    every modifier (quadratic in a long note); now only pairs whose scopes overlap, in the original
    order (scopes only shrink, so pairs that do not overlap at first never interact).
+7. ConTextModifier's scope came from `doc[start].sent`, which walks the sentence token by token and
+   makes a Token object for each (a third of ConText's time); the sentence bounds are now read once
+   per Doc from its SENT_START array and looked up by bisection. Same scope, same max_scope rules.
 """
 
 from __future__ import annotations
 
 import bisect
 
+from ._regex_scan import regex_call, regions_of, sentence_bounds
+
 _APPLIED = False
-# pattern string -> case-folded substrings, one of which any match of the pattern contains (regex_guards)
-GUARDS: dict[str, tuple[str, ...]] = {}
-# patterns searched on the whole text even when guarded (section headers: '^' and line ends)
-WHOLE_TEXT: set[str] = set()
 
 
 def tuple_overlaps(a, b) -> bool:
@@ -67,110 +65,33 @@ def prune_overlapping_matches(matches, strategy: str = "longest"):
     return sorted(kept, key=lambda m: (m[1], m[2]))
 
 
-_REGIONS_KEY = "lumbar_text_regex_regions"
-_ALL_GUARDS: list = [0, ()]  # [size of GUARDS when built, all guard strings]
+
+_ORIGINAL_SET_SCOPE: list = []
 
 
-def _all_guards() -> tuple[str, ...]:
-    if _ALL_GUARDS[0] != len(GUARDS):
-        _ALL_GUARDS[1] = tuple(sorted({g for guards in GUARDS.values() for g in guards}))
-        _ALL_GUARDS[0] = len(GUARDS)
-    return _ALL_GUARDS[1]
-
-
-class _Regions:
-    """Per Doc: the text, and for each guard string the sentences that contain it."""
-
-    def __init__(self, doc, text: str):
-        self.doc = doc
-        self.text = text
-        folded = text.casefold()
-        self.aligned = len(folded) == len(text)  # offsets in the folded text are offsets in the text
-        self.folded = folded
-        self.sentences_of: dict[str, tuple[int, ...]] = {}
-        # every guard string present in the text, found once for all patterns of all matchers
-        self.present = {g for g in _all_guards() if g in folded}
-        starts, ends = [], []
-        if self.aligned:
-            try:
-                for sent in doc.sents:
-                    starts.append(sent.start_char)
-                    ends.append(sent.end_char)
-            except ValueError:  # no sentence boundaries
-                starts, ends = [], []
-        if not starts:
-            starts, ends = [0], [len(text)]
-        self.starts, self.ends = starts, ends
-
-    def _sentences(self, guard: str) -> tuple[int, ...]:
-        found = self.sentences_of.get(guard)
-        if found is None:
-            hits = []
-            folded, starts, ends = self.folded, self.starts, self.ends
-            at = folded.find(guard)
-            while at != -1:
-                index = bisect.bisect_right(starts, at) - 1
-                hits.append(index)
-                at = folded.find(guard, max(ends[index], at + 1))  # next sentence
-            found = self.sentences_of[guard] = tuple(hits)
-        return found
-
-    def ranges(self, guards, whole_text: bool):
-        """None: skip the pattern; else (start, end) ranges to search."""
-        if self.present.isdisjoint(guards):
-            return None
-        present = [g for g in guards if g in self.present]
-        if whole_text or not self.aligned:
-            return [(0, len(self.text))]
-        if len(present) == 1:
-            chosen = self._sentences(present[0])
-        else:
-            chosen = sorted({i for g in present for i in self._sentences(g)})
-        if len(chosen) * 2 > len(self.starts):
-            return [(0, len(self.text))]
-        ranges: list[list[int]] = []
-        for index in chosen:
-            start, end = self.starts[index], self.ends[index]
-            if ranges and ranges[-1][1] >= start - 1:
-                ranges[-1][1] = max(ranges[-1][1], end)
-            else:
-                ranges.append([start, end])
-        return [(start, end) for start, end in ranges]
-
-
-def _regex_call(self, doc):
-    from medspacy.common.util import get_token_for_char
-
-    # one text and one guard index per Doc, shared by the target, duration, ConText and section matchers
-    regions = doc.user_data.get(_REGIONS_KEY)
-    if regions is None or regions.doc is not doc:
-        regions = _Regions(doc, doc.text_with_ws)
-        doc.user_data[_REGIONS_KEY] = regions
-    text = regions.text
-    matches = []
-    for match_id, patterns in self._patterns.items():
-        on_match = self._callbacks[match_id]
-        for pattern in patterns:
-            guards = GUARDS.get(pattern.pattern)
-            if guards:
-                ranges = regions.ranges(guards, pattern.pattern in WHOLE_TEXT)
-                if ranges is None:
-                    continue
-                found = (m for start, end in ranges for m in pattern.finditer(text, start, end))
-            else:
-                found = pattern.finditer(text)
-            for re_match in found:
-                span = doc.char_span(re_match.start(), re_match.end())
-                if span is None:
-                    start = get_token_for_char(doc, re_match.start(), resolve=self.resolve_start)
-                    end = get_token_for_char(doc, re_match.end(), resolve=self.resolve_end)
-                    end_index = len(doc) if end is None else end.i
-                    span = doc[start.i:end_index]
-                if len(span):
-                    matches.append((match_id, span.start, span.end))
-                if on_match is not None:
-                    on_match(self, doc, len(matches) - 1, matches)
-    return matches
+def _set_scope(self, doc):
+    """ConTextModifier.__set_scope with the sentence found by bisection (see 7 above)."""
+    if self._max_scope:
+        return _ORIGINAL_SET_SCOPE[0](self, doc)
+    starts, ends = sentence_bounds(doc)
+    index = bisect.bisect_right(starts, self._start) - 1
+    sent_start, sent_end = starts[index], ends[index]
+    direction = self.direction.lower()
+    max_scope = self.max_scope
+    if direction == "forward":
+        self._scope_start, self._scope_end = self._end, sent_end
+        if max_scope is not None and (self._scope_end - self._scope_start) > max_scope:
+            self._scope_end = self._end + max_scope
+    elif direction == "backward":
+        self._scope_start, self._scope_end = sent_start, self._start
+        if max_scope is not None and (self._scope_end - self._scope_start) > max_scope:
+            self._scope_start = self._start - max_scope
+    else:  # bidirectional
+        self._scope_start, self._scope_end = sent_start, sent_end
+        if max_scope is not None and (self._start - self._scope_start) > max_scope:
+            self._scope_start = self._start - max_scope
+        if max_scope is not None and (self._scope_end - self._end) > max_scope:
+            self._scope_end = self._end + max_scope
 
 
 def _overlapping_pairs(modifiers):
@@ -282,6 +203,13 @@ def _medspacy_matcher_call(self, doc):
     matches = token_matcher(doc) if len(token_matcher) else []
     if len(phrase_matcher):
         matches += phrase_matcher(doc)
+    setting = getattr(self, "lumbar_restrict", None)
+    if setting is not None and matches:
+        regions = regions_of(doc)
+        allowed = regions.allowed_sentences(setting)
+        if allowed is not None:
+            starts, _ends = sentence_bounds(doc)
+            matches = [m for m in matches if bisect.bisect_right(starts, m[1]) - 1 in allowed]
     matches += self._MedspacyMatcher__regex_matcher(doc)
     if self._prune:
         matches = prune_overlapping_matches(matches)
@@ -303,9 +231,11 @@ def apply() -> None:
     graph_module.tuple_overlaps = tuple_overlaps
     matcher_module.prune_overlapping_matches = prune_overlapping_matches
     matcher_module.MedspacyMatcher.__call__ = _medspacy_matcher_call
-    regex_module.RegexMatcher.__call__ = _regex_call
+    regex_module.RegexMatcher.__call__ = regex_call
     graph_module.ConTextGraph.update_scopes = _update_scopes
     graph_module.ConTextGraph.apply_modifiers = _apply_modifiers
+    _ORIGINAL_SET_SCOPE.append(modifier_module.ConTextModifier._ConTextModifier__set_scope)
+    modifier_module.ConTextModifier._ConTextModifier__set_scope = _set_scope
     import medspacy.section_detection.sectionizer as sectionizer_module
 
     sectionizer_module.Sectionizer.__call__ = _sectionizer_call

@@ -48,7 +48,9 @@ def _number(text: str | None, numbers: dict[str, float]) -> float | None:
 
 
 def _unit(text: str) -> str:
-    text = text.lower()
+    text = text.lower().replace(" ", "")
+    if text.startswith("/"):  # UK notation: 3/7 days, 2/52 weeks, 6/12 months
+        return {"/7": "day", "/52": "week", "/12": "month"}[text]
     if text.startswith("fortnight"):
         return "fortnight"
     if text.startswith("decade"):

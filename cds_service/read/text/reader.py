@@ -30,21 +30,19 @@ import bisect
 import hashlib
 import re
 import threading
-import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 from .durations import onset_of
-from .rules import EXCLUDE, RuleSet, expand_token_pattern, load_rules
+from .nlp import DURATION_GROUP, SPAN_GROUP, build_pipeline
+from .rules import EXCLUDE, RuleSet, load_rules
 from .spans import SNIPPET_LIMIT, snippet  # noqa: F401  (SNIPPET_LIMIT re-exported)
 from .spans import Sentences as _Sentences
 from .spans import modifiers_of as _modifiers_of
 
 CACHE_SIZE = 1024
-SPAN_GROUP = "lumbar_text_targets"
-DURATION_GROUP = "lumbar_text_durations"
 _BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
 
 
@@ -58,139 +56,12 @@ class TextFinding:
     onset: date | None = None  # group 'duration' only: the onset this duration implies
 
 
-def _silence_library_logging() -> None:
-    try:
-        from loguru import logger
-    except ImportError:  # pragma: no cover - loguru comes with PyRuSH
-        return
-    for name in ("PyRuSH", "medspacy", "quickumls", "PyFastNER"):
-        logger.disable(name)
-
-
-def _import_medspacy():
-    saved = list(warnings.filters)
-    try:
-        import medspacy  # noqa: F401  (registers the medspacy_* factories)
-        from medspacy.context import ConTextRule
-        from medspacy.section_detection import SectionRule
-        from medspacy.target_matcher import TargetRule
-    finally:
-        warnings.filters[:] = saved
-        warnings._filters_mutated()  # type: ignore[attr-defined]
-    _silence_library_logging()
-    from . import _medspacy_fixes
-
-    _medspacy_fixes.apply()
-    return medspacy, TargetRule, ConTextRule, SectionRule
-
-
-def _register_sentence_splitter():
-    from . import sentences  # noqa: F401  (registers the 'lumbar_text_sentences' component)
-
-
-def _target_rules(TargetRule, spec):
-    expanded = expand_token_pattern(spec.pattern)
-    if expanded is None:
-        return [TargetRule(literal=spec.literal, category=spec.category, pattern=spec.pattern,
-                           metadata={"spec": spec, "exact": None})]
-    phrases, exact = expanded
-    return [TargetRule(literal=p, category=spec.category, metadata={"spec": spec, "exact": exact}) for p in phrases]
-
-
-def _context_rules(ConTextRule, rule):
-    expanded = expand_token_pattern(rule.get("pattern"))
-    if expanded is None or expanded[1] is not None:
-        return [ConTextRule(**rule)]
-    rest = {k: v for k, v in rule.items() if k not in ("literal", "pattern")}
-    return [ConTextRule(literal=p, **rest) for p in expanded[0]]
-
-
-def _section_rules(SectionRule, rule):
-    expanded = expand_token_pattern(rule.get("pattern"))
-    if expanded is None or expanded[1] is not None:
-        return [SectionRule.from_dict(rule)]
-    return [SectionRule(literal=p, category=rule["category"]) for p in expanded[0]]
-
-
-def _register_case_filter():
-    from spacy.language import Language
-
-    if "lumbar_text_case_filter" in Language.factories:
-        return
-
-    @Language.component("lumbar_text_case_filter")
-    def lumbar_text_case_filter(doc):
-        """Drop phrase matches of case-sensitive rules ('CES', 'PT', 'HIV') whose spelling differs
-        ('pt' is the patient), before ConText sees them."""
-        if SPAN_GROUP in doc.spans:
-            group = doc.spans[SPAN_GROUP]
-            kept = [s for s in group
-                    if not (exact := s._.target_rule.metadata.get("exact")) or "".join(s.text.split()) in exact]
-            if len(kept) != len(group):
-                doc.spans[SPAN_GROUP] = kept
-        return doc
-
-
 class TextReader:
     """Reads clinical free text. Build once (the pipeline is built here); `read` is thread-safe."""
 
     def __init__(self, rules_dir: Path | None = None, cache_size: int = CACHE_SIZE):
         self.rules: RuleSet = load_rules(rules_dir)
-        medspacy, TargetRule, ConTextRule, SectionRule = _import_medspacy()
-        _register_sentence_splitter()
-        from . import _medspacy_fixes
-        from .regex_guards import required_strings
-
-        patterns = [t.pattern for t in self.rules.targets] + [r.get("pattern") for r in self.rules.context_rules]
-        for pattern in [r.get("pattern") for r in self.rules.section_rules]:
-            if isinstance(pattern, str):
-                _medspacy_fixes.WHOLE_TEXT.add(pattern)  # headers are found on the whole text, not per sentence
-        patterns += [r.get("pattern") for r in self.rules.section_rules]
-        for pattern in patterns:
-            if isinstance(pattern, str) and pattern not in _medspacy_fixes.GUARDS:
-                guards = required_strings(pattern)
-                if guards:
-                    _medspacy_fixes.GUARDS[pattern] = guards
-        saved = list(warnings.filters)
-        try:
-            nlp = medspacy.load(medspacy_enable=["medspacy_tokenizer"])
-            nlp.add_pipe("lumbar_text_sentences")
-            matcher = nlp.add_pipe(
-                "medspacy_target_matcher", config={"result_type": "group", "span_group_name": SPAN_GROUP}
-            )
-            _register_case_filter()
-            nlp.add_pipe("lumbar_text_case_filter")
-            # Durations get their own matcher (span group DURATION_GROUP) and are not ConText targets, so
-            # that a duration phrase ('3 years ago', 'since 2019') neither knocks out a finding nor
-            # swallows the temporal modifier that makes that finding historical; their assertion is
-            # read from the same ConText graph afterwards (_modifiers_of).
-            durations = nlp.add_pipe(
-                "medspacy_target_matcher",
-                name="lumbar_text_durations",
-                config={"result_type": "group", "span_group_name": DURATION_GROUP},
-            )
-            matcher.add([r for s in self.rules.targets if s.kind is None for r in _target_rules(TargetRule, s)])
-            durations.add([r for s in self.rules.targets if s.kind is not None for r in _target_rules(TargetRule, s)])
-            context = nlp.add_pipe(
-                "medspacy_context",
-                config={
-                    "rules": None,
-                    "span_attrs": None,
-                    "prune_on_target_overlap": True,
-                    "input_span_type": "group",
-                    "span_group_name": SPAN_GROUP,
-                },
-            )
-            context.add([r for rule in self.rules.context_rules for r in _context_rules(ConTextRule, rule)])
-            sectionizer = nlp.add_pipe(
-                "medspacy_sectionizer", config={"rules": None, "span_attrs": None, "input_span_type": "group",
-                                                "span_group_name": SPAN_GROUP}
-            )
-            sectionizer.add([r for rule in self.rules.section_rules for r in _section_rules(SectionRule, rule)])
-        finally:
-            warnings.filters[:] = saved
-            warnings._filters_mutated()  # type: ignore[attr-defined]
-        self._nlp = nlp
+        self._nlp = build_pipeline(self.rules)
         self._lock = threading.Lock()
         self._cache: OrderedDict[bytes, tuple[TextFinding, ...]] = OrderedDict()
         self._cache_size = cache_size
@@ -239,23 +110,31 @@ class TextReader:
     # ------------------------------------------------------------------ internals
     def _read(self, text: str, written_on: date | None) -> tuple[TextFinding, ...]:
         doc = self._nlp(text)
-        spans = [s for s in doc.spans.get(SPAN_GROUP, ()) if s._.target_rule.category != EXCLUDE]
-        duration_spans = [s for s in doc.spans.get(DURATION_GROUP, ()) if s._.target_rule.category != EXCLUDE]
-        if not spans and not duration_spans:
+        try:
+            return self._findings(doc, text, written_on)
+        finally:
+            # The extension values (ConText graph, sections, the matchers' per-Doc indexes) live in
+            # doc.user_data and point back at the Doc: cleared, the Doc is freed at once instead of
+            # by the cyclic garbage collector (which cost ~15 % of a long read).
+            doc.user_data.clear()
+
+    def _findings(self, doc, text: str, written_on: date | None) -> tuple[TextFinding, ...]:
+        # (span, rule spec) pairs, each span's extension attribute read once (they are not free)
+        targets = _with_specs(doc.spans.get(SPAN_GROUP, ()))
+        durations = _with_specs(doc.spans.get(DURATION_GROUP, ()))
+        if not targets and not durations:
             return ()
-        spans.sort(key=lambda s: (s.start, s.end))
+        by_position = lambda pair: (pair[0].start, pair[0].end)  # noqa: E731
+        targets.sort(key=by_position)
         sents = _Sentences(doc)
         sections = list(getattr(doc._, "sections", None) or [])
         section_starts = [sec.section_span[0] for sec in sections]
         graph = doc._.context_graph
         findings: list[TextFinding] = []
         seen: set[tuple] = set()
-        for span in sorted(spans + duration_spans, key=lambda s: (s.start, s.end)):
-            spec = span._.target_rule.metadata.get("spec")
-            if spec is None or spec.category == EXCLUDE:
-                continue
+        for span, spec in sorted(targets + durations, key=by_position):
             index = sents.index(span.start)
-            if spec.kind is not None and not self._duration_anchored(span, spans, sents, index):
+            if spec.kind is not None and not self._duration_anchored(span, targets, sents, index):
                 continue
             modifiers = span._.modifiers if spec.kind is None else _modifiers_of(graph, span)
             categories = {m.category for m in modifiers}
@@ -297,7 +176,7 @@ class TextReader:
             return None
         return self.rules.question_answers.get(sents.words(index + 1))
 
-    def _duration_anchored(self, span, spans, sents: _Sentences, index: int) -> bool:
+    def _duration_anchored(self, span, targets, sents: _Sentences, index: int) -> bool:
         """A duration counts when its sentence has a symptom anchor and its nearest match is not care."""
         sent_start, sent_end = sents.tokens(index)
         best_distance, best_is_care, anchored = None, False, False
@@ -307,10 +186,10 @@ class TextReader:
                 distance = span.start - token.i if token.i < span.start else token.i - span.end + 1
                 if best_distance is None or distance < best_distance:
                     best_distance, best_is_care = distance, False
-        for other in spans:
+        for other, spec in targets:
             if other.start < sent_start or other.end > sent_end:
                 continue
-            group = other._.target_rule.metadata["spec"].group
+            group = spec.group
             is_care = group in self._not_anchoring
             if group in self._anchor_groups:
                 anchored = True
@@ -321,6 +200,16 @@ class TextReader:
             if best_distance is None or distance < best_distance or (distance == best_distance and is_care):
                 best_distance, best_is_care = distance, is_care
         return anchored and not best_is_care
+
+
+def _with_specs(group) -> list:
+    """(span, spec) for each span of a span group whose rule is not an `exclude` rule."""
+    pairs = []
+    for span in group:
+        spec = span._.target_rule.metadata.get("spec")
+        if spec is not None and spec.category != EXCLUDE:
+            pairs.append((span, spec))
+    return pairs
 
 
 def _section_effect(rules, doc, text, span, group, assertion, categories, sections, section_starts) -> str:

@@ -31,6 +31,7 @@ class Sentences:
         self.doc = doc
         self._bounds = [(s.start, s.end, s.start_char, s.end_char) for s in doc.sents]
         self._starts = [b[0] for b in self._bounds]
+        self._questions: dict[int, bool] = {}
 
     def __len__(self) -> int:
         return len(self._bounds)
@@ -45,12 +46,17 @@ class Sentences:
         return self._bounds[index][2], self._bounds[index][3]
 
     def is_question(self, index: int) -> bool:
-        start, end = self.tokens(index)
-        for i in range(end - 1, start - 1, -1):
-            token = self.doc[i]
-            if not token.is_space:
-                return token.text == "?"
-        return False
+        known = self._questions.get(index)
+        if known is None:
+            known = False
+            start, end = self.tokens(index)
+            for i in range(end - 1, start - 1, -1):
+                token = self.doc[i]
+                if not token.is_space:
+                    known = token.text == "?"
+                    break
+            self._questions[index] = known
+        return known
 
     def words(self, index: int) -> str:
         start, end = self.tokens(index)

@@ -16,6 +16,9 @@ ON = date(2024, 6, 15)  # a Saturday
     "text, onset",
     [
         ("Back pain x 3 days.", date(2024, 6, 12)),
+        ("Radicular pain R leg x 3/52.", date(2024, 5, 25)),  # UK notation: weeks, days, months
+        ("LBP 2/7, no red flags.", date(2024, 6, 13)),
+        ("Back pain for 6/12.", date(2023, 12, 15)),
         ("Back pain x3d.", date(2024, 6, 12)),
         ("Back pain x 2 wks.", date(2024, 6, 1)),
         ("Back pain for 2 weeks.", date(2024, 6, 1)),
@@ -63,3 +66,12 @@ def test_month_arithmetic():
     assert minus_months(date(2024, 1, 15), 13) == date(2022, 12, 15)
     assert subtract(date(2024, 6, 15), 2, "fortnight") == date(2024, 5, 18)
     assert subtract(date(2024, 6, 15), 1, "decade") == date(2014, 6, 15)
+
+
+def test_fractions_that_are_not_durations():
+    """Only /7, /52 and /12 are durations: power grades and pain scores are not, and a full date
+    ('3/12/2023') is not 3 months."""
+    for text in ("Back pain, power 4/5 in L leg.", "Low back pain, pain score 7/10."):
+        assert not [f for f in default_reader().read(text, ON) if f.group == "duration"], text
+    onsets = [f.onset for f in default_reader().read("Back pain, seen 3/12/2023.", ON) if f.group == "duration"]
+    assert date(2024, 3, 15) not in onsets
