@@ -27,6 +27,7 @@ from cds_service.logs import configure_logging, log_event, said_once, warn_once
 from cds_service.pipeline import Evaluator
 from cds_service.security import auth
 from cds_service.web.api import api, json_response, log_request
+from cds_service.web.memory import limit_malloc_arenas
 
 # The environ key where web.serving.BufferedWsgi puts the perf_counter() of a request's arrival.
 RECEIVED_AT = "lumbar_cds.received_at"
@@ -44,6 +45,7 @@ class CdsState:
 
 def create_app(config: dict | None = None) -> Flask:
     settings = load_settings(config)
+    limit_malloc_arenas()  # before the request threads exist (web/memory.py)
     logger = configure_logging(settings["LOG_LEVEL"], bool(settings.get("LOG_THIRD_PARTY", False)))
 
     app = Flask(__name__)

@@ -32,6 +32,7 @@ def check_depth(value: Any, limit: int) -> None:
 # "[" "]" written as "{" "}": in valid JSON the kinds always match, so only nesting is left.
 _NOT_STRUCTURE = bytes(range(256)).translate(None, b'{}[]"')
 # One escape sequence: a backslash and the byte after it ("\\uXXXX" leaves 4 harmless digits).
+_QUOTED = re.compile(rb'"[^"]*"')
 _ESCAPE = re.compile(rb"\\.", re.S)
 _ONE_BRACKET_KIND = bytes.maketrans(b"[]", b"{}")
 
@@ -53,7 +54,9 @@ def check_raw_depth(raw: bytes, limit: int) -> None:
     #    remain delimit strings that hold brackets: drop those.
     text = text.replace(b'""', b"")
     if b'"' in text:
-        text = b"".join(text.split(b'"')[0::2])
+        # one regex pass, not split-and-join: a list of every piece between quotes was ~30 MB
+        # for a 2.8 MB body, the largest transient of a call
+        text = _QUOTED.sub(b"", text)
     # 3. Each pass removes the innermost (empty) containers, exactly one level: bytes.replace
     #    does not rescan what a removal brings together ("{{}}" -> "{}" in one pass).
     for _ in range(limit):
