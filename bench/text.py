@@ -122,10 +122,8 @@ def rss_mb() -> dict:
     return {"rss_mb": round(current, 1) if current is not None else None, "peak_rss_mb": round(peak_kb / 1024.0, 1)}
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5, help="runs per size (median reported)")
-    args = parser.parse_args(argv)
+def measure(repeat: int = 5) -> dict:
+    """The report `make bench` and the README show (see the module docstring)."""
     rss_before = rss_mb()["rss_mb"]
     wall0, cpu0 = time.perf_counter(), time.process_time()
     from cds_service.read.text import TextReader
@@ -146,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
     sizes = []
     for count in (1, 5, 20):
         cold, cached = [], []
-        for _ in range(max(1, args.repeat)):
+        for _ in range(max(1, repeat)):
             notes = [progress_note(rng) for _ in range(count)]
             dates = [written_on - timedelta(days=rng.randint(0, 30)) for _ in range(count)]
             sizes.extend(len(n.encode()) for n in notes)
@@ -181,6 +179,14 @@ def main(argv: list[str] | None = None) -> dict:
             "build": build_wall_s <= TARGETS["build_s"],
         },
     }
+    return report
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5, help="runs per size (median reported)")
+    args = parser.parse_args(argv)
+    report = measure(args.repeat)
     print(json.dumps(report, indent=1))
     return report
 
