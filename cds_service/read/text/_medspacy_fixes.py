@@ -27,14 +27,15 @@ Speed-ups (same results):
    order (scopes only shrink, so pairs that do not overlap at first never interact).
 7. ConTextModifier's scope came from `doc[start].sent`, which walks the sentence token by token and
    makes a Token object for each (a third of ConText's time); the sentence bounds are now read once
-   per Doc from its SENT_START array and looked up by bisection. Same scope, same max_scope rules.
+   per Doc (spans.Sentences) and looked up by bisection. Same scope, same max_scope rules.
 """
 
 from __future__ import annotations
 
 import bisect
 
-from ._regex_scan import regex_call, regions_of, sentence_bounds
+from ._regex_scan import regex_call, regions_of
+from .spans import Sentences
 
 _APPLIED = False
 
@@ -73,9 +74,9 @@ def _set_scope(self, doc):
     """ConTextModifier.__set_scope with the sentence found by bisection (see 7 above)."""
     if self._max_scope:
         return _ORIGINAL_SET_SCOPE[0](self, doc)
-    starts, ends = sentence_bounds(doc)
-    index = bisect.bisect_right(starts, self._start) - 1
-    sent_start, sent_end = starts[index], ends[index]
+    table = Sentences.of(doc)
+    index = table.index(self._start)
+    sent_start, sent_end = table.tokens(index)
     direction = self.direction.lower()
     max_scope = self.max_scope
     if direction == "forward":
@@ -208,8 +209,8 @@ def _medspacy_matcher_call(self, doc):
         regions = regions_of(doc)
         allowed = regions.allowed_sentences(setting)
         if allowed is not None:
-            starts, _ends = sentence_bounds(doc)
-            matches = [m for m in matches if bisect.bisect_right(starts, m[1]) - 1 in allowed]
+            table = Sentences.of(doc)
+            matches = [m for m in matches if table.index(m[1]) in allowed]
     matches += self._MedspacyMatcher__regex_matcher(doc)
     if self._prune:
         matches = prune_overlapping_matches(matches)

@@ -24,13 +24,14 @@ from __future__ import annotations
 import bisect
 import re
 
+from .spans import Sentences
+
 # pattern string -> case-folded substrings, one of which any match of the pattern contains (regex_guards)
 GUARDS: dict[str, tuple[str, ...]] = {}
 # patterns searched on the whole text even when guarded (section headers: '^' and line ends)
 WHOLE_TEXT: set[str] = set()
 
 _REGIONS_KEY = "lumbar_text_regex_regions"
-_BOUNDS_KEY = "lumbar_text_sentence_bounds"
 # [size of GUARDS and ANCHORS when built, an Aho-Corasick automaton of all their strings, or None]
 _AUTOMATON: list = [-1, None]
 # case-folded words that anchor a duration to a symptom (durations.json 'anchors'); see restrict()
@@ -88,9 +89,8 @@ class _Regions:
         starts, ends = [], []
         if self.aligned:
             try:
-                for sent in doc.sents:
-                    starts.append(sent.start_char)
-                    ends.append(sent.end_char)
+                table = Sentences.of(doc)
+                starts, ends = table.char_starts, table.char_ends
             except ValueError:  # no sentence boundaries
                 starts, ends = [], []
         if not starts:
@@ -112,8 +112,8 @@ class _Regions:
             return None
         if setting not in self.allowed:
             groups, anchored = setting
-            starts, _ends = sentence_bounds(self.doc)  # the same sentences as self.starts, by token
-            chosen = {bisect.bisect_right(starts, span.start) - 1 for group in groups for span in self.doc.spans.get(group, ())}
+            table = Sentences.of(self.doc)  # the same sentences as self.starts, by token
+            chosen = {table.index(span.start) for group in groups for span in self.doc.spans.get(group, ())}
             if anchored:
                 chosen.update(i for word in ANCHORS for i in self._sentences(word))
             self.allowed[setting] = frozenset(chosen)
@@ -260,17 +260,3 @@ def regex_call(self, doc):
                 if on_match is not None:
                     on_match(self, doc, len(matches) - 1, matches)
     return matches
-
-
-def sentence_bounds(doc) -> tuple[list[int], list[int]]:
-    """Token start and end of every sentence of the Doc, computed once per Doc."""
-    cached = doc.user_data.get(_BOUNDS_KEY)
-    if cached is not None and cached[0] is doc:
-        return cached[1], cached[2]
-    from spacy.attrs import SENT_START
-
-    flags = doc.to_array([SENT_START]).tolist() if len(doc) else []
-    starts = [i for i, flag in enumerate(flags) if flag == 1 or i == 0]
-    ends = starts[1:] + [len(doc)]
-    doc.user_data[_BOUNDS_KEY] = (doc, starts, ends)
-    return starts, ends

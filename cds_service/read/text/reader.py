@@ -126,7 +126,7 @@ class TextReader:
             return ()
         by_position = lambda pair: (pair[0].start, pair[0].end)  # noqa: E731
         targets.sort(key=by_position)
-        sents = _Sentences(doc)
+        sents = _Sentences.of(doc)
         sections = list(getattr(doc._, "sections", None) or [])
         section_starts = [sec.section_span[0] for sec in sections]
         graph = doc._.context_graph

@@ -24,14 +24,33 @@ def modifiers_of(graph, span):
     )
 
 
+_TABLE_KEY = "lumbar_text_sentences"
+
+
 class Sentences:
-    """Sentence table of a Doc: token and character bounds, looked up by token index."""
+    """Sentence table of a Doc: token and character bounds, looked up by token index. One per Doc
+    (`Sentences.of`), shared by the regex scan, ConText's scopes and the reader."""
 
     def __init__(self, doc):
         self.doc = doc
         self._bounds = [(s.start, s.end, s.start_char, s.end_char) for s in doc.sents]
         self._starts = [b[0] for b in self._bounds]
+        self.token_ends = [b[1] for b in self._bounds]
+        self.char_starts = [b[2] for b in self._bounds]
+        self.char_ends = [b[3] for b in self._bounds]
         self._questions: dict[int, bool] = {}
+
+    @classmethod
+    def of(cls, doc) -> Sentences:
+        """The Doc's table, built on first use and kept in doc.user_data (which the reader clears)."""
+        table = doc.user_data.get(_TABLE_KEY)
+        if table is None or table.doc is not doc:
+            table = doc.user_data[_TABLE_KEY] = cls(doc)
+        return table
+
+    @property
+    def token_starts(self) -> list[int]:
+        return self._starts
 
     def __len__(self) -> int:
         return len(self._bounds)
