@@ -55,6 +55,7 @@ nothing. A cancelled fact is listed in the card as "documented absent".
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from cds_service.decide.facts import (
@@ -147,6 +148,18 @@ def _withhold_rating(decision: OrderDecision) -> None:
         decision.rating_withheld = True
 
 
+@dataclass(frozen=True)
+class _Case:
+    """What the rules of one order look at (the same for every rule step)."""
+
+    inputs: PathwayInputs
+    order: ImagingOrder
+    own: list[RedFlagFact]  # active red flags, less those of another order's reasonCode
+    start: EpisodeStart
+    age: int | None
+    latest_prior: PriorImaging | None
+
+
 def _decide_order(
     inputs: PathwayInputs,
     order: ImagingOrder,
@@ -156,90 +169,139 @@ def _decide_order(
     age: int | None,
     latest_prior: PriorImaging | None,
 ) -> OrderDecision:
-    ref = inputs.reference_date
+    """clinical-specification.md §5: the rules from the top; the first that applies decides."""
     # Facts taken from *another* order's reasonCode belong to that order only.
     own = [f for f in active if not _other_order(f, order, inputs)]
+    case = _Case(inputs, order, own, start, age, latest_prior)
+    decision = _blank_decision(case, cancelled)
+    return (
+        _under_18(case, decision)  # §5.1
+        or _cauda_equina(case, decision)  # §5.2
+        or _no_qualifying_episode(case, decision)  # §5.3
+        or _repeat_imaging(case, decision)  # §5.4
+        or _other_red_flags(case, decision)  # §5.5
+        or _duration_unknown(case, decision)  # §5.6
+        or _under_6_weeks(case, decision)  # §5.7
+        or _six_weeks_or_more(case, decision)  # §5.8
+    )
+
+
+def _blank_decision(case: _Case, cancelled: list[RedFlagFact]) -> OrderDecision:
+    """The facts every card may show, before any rule has decided the order."""
+    inputs, start = case.inputs, case.start
     decision = OrderDecision(
-        order=order, topic=None, indicator=None, rating=None, acr_variant=None, reason="",
-        red_flags=own, documented_absent=cancelled, age=age,
+        order=case.order, topic=None, indicator=None, rating=None, acr_variant=None, reason="",
+        red_flags=case.own, documented_absent=cancelled, age=case.age,
         onset=start.onset, onset_is_lower_bound=start.lower_bound, onset_evidence=start.evidence,
         prior_surgery=list(inputs.spinal_surgery),
         unavailable_data=list(inputs.unavailable_data), skipped_resources=list(inputs.skipped_resources),
         incomplete_data=dict(inputs.incomplete_data),
     )
     if start.onset is not None:
-        days = max((ref - start.onset).days, 0)
+        days = max((inputs.reference_date - start.onset).days, 0)
         decision.days_since_onset = days
         decision.weeks_since_onset = days // 7
         decision.six_weeks_date = start.onset + timedelta(days=SIX_WEEKS_DAYS)
+    return decision
 
-    # 1. Adults only.
-    if age is not None and age < ADULT_AGE:
+
+# --- The rule steps (clinical-specification.md §5.1-§5.8): each returns the decision when its
+# rule applies, None to hand the order to the next step.
+
+
+def _under_18(case: _Case, decision: OrderDecision) -> OrderDecision | None:
+    """§5.1 Adults only."""
+    if case.age is not None and case.age < ADULT_AGE:
         return _no_card(decision, REASON_UNDER_18, NO_CRITERIA_APPLY)
+    return None
 
-    # 2. Cauda equina: an emergency whatever the duration.
-    cauda = [f for f in own if f.group == CAUDA_EQUINA]
-    has_episode = bool(inputs.episode)
-    if cauda and (has_episode or any(_stands_for_episode(f, order) for f in cauda)):
-        value = tier("4", order.modality, order.contrast)
-        decision.topic, decision.indicator, decision.reason = CAUDA_EQUINA_RISK, "critical", CAUDA_EQUINA_RISK
-        decision.acr_variant = "4"
-        decision.rating = rating_of_tier(value)
-        decision.evidence = [f.evidence for f in cauda]
-        already = study_key(order.modality, order.contrast) == MRI_WITHOUT and order.priority == "stat"
-        if not already:
-            decision.alternative = Alternative(MRI, WITHOUT, "stat", APPROPRIATE)
-            decision.suggestion = SUGGEST_UPDATE_TO_MRI
-        return decision
 
-    # 3. No qualifying episode: the pathway does not apply.
-    if not has_episode:
+def _cauda_equina(case: _Case, decision: OrderDecision) -> OrderDecision | None:
+    """§5.2 Cauda equina: an emergency whatever the duration."""
+    order = case.order
+    cauda = [f for f in case.own if f.group == CAUDA_EQUINA]
+    if not (cauda and (case.inputs.episode or any(_stands_for_episode(f, order) for f in cauda))):
+        return None
+    value = tier("4", order.modality, order.contrast)
+    decision.topic, decision.indicator, decision.reason = CAUDA_EQUINA_RISK, "critical", CAUDA_EQUINA_RISK
+    decision.acr_variant = "4"
+    decision.rating = rating_of_tier(value)
+    decision.evidence = [f.evidence for f in cauda]
+    already = study_key(order.modality, order.contrast) == MRI_WITHOUT and order.priority == "stat"
+    if not already:
+        decision.alternative = Alternative(MRI, WITHOUT, "stat", APPROPRIATE)
+        decision.suggestion = SUGGEST_UPDATE_TO_MRI
+    return decision
+
+
+def _no_qualifying_episode(case: _Case, decision: OrderDecision) -> OrderDecision | None:
+    """§5.3 No qualifying episode: the pathway does not apply."""
+    if not case.inputs.episode:
         return _no_card(decision, REASON_NO_EPISODE, NO_CRITERIA_APPLY)
+    return None
 
-    # 4. Repeat imaging: a prior lumbar MRI/CT in 12 months and no red flag newer than it. An
-    #    undated red flag could be new, so it blocks the repeat warning.
-    if latest_prior is not None:
-        since = latest_prior.evidence.date
-        new_flags = [f for f in own if f.evidence.date is None or f.evidence.date > since]
-        if not new_flags:
-            decision.topic, decision.indicator, decision.reason = REPEAT_IMAGING, "warning", REPEAT_IMAGING
-            decision.rating = NOT_APPROPRIATE
-            decision.prior_imaging = latest_prior
-            decision.evidence = [latest_prior.evidence]
-            decision.suggestion = SUGGEST_DELETE
-            return decision
 
-    # 5. Other red flags: the variant under which the ordered study ranks best.
-    if own:
-        variants = sorted({VARIANT_OF_GROUP[f.group] for f in own if f.group in VARIANT_OF_GROUP},
-                          key=VARIANT_PREFERENCE.index)
-        if variants:
-            variant = max(variants, key=lambda v: (tier(v, order.modality, order.contrast), -VARIANT_PREFERENCE.index(v)))
-            decision.evidence = [f.evidence for f in own]
-            return _judge_study(decision, variant, REASON_APPROPRIATE_RED_FLAG)
+def _repeat_imaging(case: _Case, decision: OrderDecision) -> OrderDecision | None:
+    """§5.4 Repeat imaging: a prior lumbar MRI/CT in 12 months and no red flag newer than it. An
+    undated red flag could be new, so it blocks the repeat warning."""
+    prior = case.latest_prior
+    if prior is None:
+        return None
+    since = prior.evidence.date
+    if any(f.evidence.date is None or f.evidence.date > since for f in case.own):
+        return None
+    decision.topic, decision.indicator, decision.reason = REPEAT_IMAGING, "warning", REPEAT_IMAGING
+    decision.rating = NOT_APPROPRIATE
+    decision.prior_imaging = prior
+    decision.evidence = [prior.evidence]
+    decision.suggestion = SUGGEST_DELETE
+    return decision
 
-    # 6. Duration unknown.
-    if start.onset is None:
-        decision.topic, decision.indicator, decision.reason = DURATION_UNKNOWN, "info", DURATION_UNKNOWN
-        decision.rating = NO_CRITERIA_APPLY
-        decision.evidence = [c.evidence for c in inputs.episode]
-        return decision
 
-    decision.evidence = [start.evidence]
-    # 7. Fewer than 6 weeks: no imaging yet (ACR variants 1-2).
-    if (ref - start.onset).days < SIX_WEEKS_DAYS:
-        decision.topic, decision.indicator, decision.reason = IMAGING_BEFORE_6_WEEKS, "warning", IMAGING_BEFORE_6_WEEKS
-        decision.acr_variant = "1"
-        decision.rating = NOT_APPROPRIATE
-        decision.suggestion = SUGGEST_DELETE_AND_REFER
-        return decision
+def _other_red_flags(case: _Case, decision: OrderDecision) -> OrderDecision | None:
+    """§5.5 Other red flags: the variant under which the ordered study ranks best (on a tie, the
+    more serious variant: VARIANT_PREFERENCE)."""
+    order = case.order
+    variants = sorted({VARIANT_OF_GROUP[f.group] for f in case.own if f.group in VARIANT_OF_GROUP},
+                      key=VARIANT_PREFERENCE.index)
+    if not variants:
+        return None
+    variant = max(variants, key=lambda v: (tier(v, order.modality, order.contrast), -VARIANT_PREFERENCE.index(v)))
+    decision.evidence = [f.evidence for f in case.own]
+    return _judge_study(decision, variant, REASON_APPROPRIATE_RED_FLAG)
 
-    # 6 weeks or more: variant 5 after prior lumbar surgery; otherwise variant 3 needs
-    # conservative care within the episode, and without it variant 2 (no prior management).
+
+def _duration_unknown(case: _Case, decision: OrderDecision) -> OrderDecision | None:
+    """§5.6 Duration unknown: no episode condition has an onset or a recorded date."""
+    if case.start.onset is not None:
+        return None
+    decision.topic, decision.indicator, decision.reason = DURATION_UNKNOWN, "info", DURATION_UNKNOWN
+    decision.rating = NO_CRITERIA_APPLY
+    decision.evidence = [c.evidence for c in case.inputs.episode]
+    return decision
+
+
+def _under_6_weeks(case: _Case, decision: OrderDecision) -> OrderDecision | None:
+    """§5.7 Fewer than 6 weeks: no imaging yet (ACR variants 1-2)."""
+    if (case.inputs.reference_date - case.start.onset).days >= SIX_WEEKS_DAYS:
+        return None
+    decision.evidence = [case.start.evidence]
+    decision.topic, decision.indicator, decision.reason = IMAGING_BEFORE_6_WEEKS, "warning", IMAGING_BEFORE_6_WEEKS
+    decision.acr_variant = "1"
+    decision.rating = NOT_APPROPRIATE
+    decision.suggestion = SUGGEST_DELETE_AND_REFER
+    return decision
+
+
+def _six_weeks_or_more(case: _Case, decision: OrderDecision) -> OrderDecision:
+    """§5.8 Six weeks or more: variant 5 after prior lumbar surgery; otherwise variant 3 needs
+    conservative care within the episode, and without it variant 2 (no prior management)."""
+    inputs = case.inputs
+    decision.evidence = [case.start.evidence]
     if inputs.spinal_surgery:
         decision.evidence = decision.evidence + list(inputs.spinal_surgery)
         return _judge_study(decision, "5", REASON_APPROPRIATE_6_WEEKS)
-    decision.management = episode_management(inputs, start.onset)
+    decision.management = episode_management(inputs, case.start.onset)
     if not decision.management:
         decision.topic, decision.indicator, decision.reason = NO_PRIOR_MANAGEMENT, "warning", NO_PRIOR_MANAGEMENT
         decision.acr_variant = "2"
