@@ -100,6 +100,31 @@ def _reason_key(item: FeedbackRow) -> tuple[str, str] | None:
     return (item.override_system or "", item.override_code)
 
 
+def _in_period(day: date, since: date | None, until: date | None) -> bool:
+    return not ((since and day < since) or (until and day > until))
+
+
+@dataclass
+class _Judged:
+    """The judgements of the period, counted per topic, and the shown cards they produced."""
+
+    topics: dict[str, TopicFigures] = field(default_factory=dict)
+    card_topic: dict[str, str] = field(default_factory=dict)  # shown card uuid -> topic
+    card_suggestions: dict[str, frozenset[str]] = field(default_factory=dict)  # shown card -> offered ids
+    per_day: Counter[str] = field(default_factory=Counter)
+    ratings: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class _Answered:
+    """The feedback about the period's shown cards: the latest item per card decides its outcome."""
+
+    latest: dict[str, FeedbackRow] = field(default_factory=dict)
+    accepted_ids: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    reason_display: dict[tuple[str, str], str] = field(default_factory=dict)
+    orphans: int = 0
+
+
 def build_report(
     judgements: list[JudgementRow],
     feedback: list[FeedbackRow],
@@ -114,62 +139,64 @@ def build_report(
     left out. `reason_labels` ((topic, system, code) -> display, from the card content) names
     reasons whose feedback carried no display (the sandbox sends only code and system).
     """
-    reason_labels = reason_labels or {}
-    topics: dict[str, TopicFigures] = {}
-    card_topic: dict[str, str] = {}
-    card_suggestions: dict[str, frozenset[str]] = {}
-    per_day: Counter[str] = Counter()
-    ratings_all: Counter[str] = Counter()
+    judged = _count_judgements(judgements, since, until)
+    answered = _read_feedback(feedback, judged, since, until)
+    _count_outcomes(judged, answered, reason_labels or {})
+    return _report_json(judged, answered.orphans, since, until)
 
+
+def _count_judgements(judgements: list[JudgementRow], since: date | None, until: date | None) -> _Judged:
+    judged = _Judged()
     for row in sorted(judgements, key=lambda r: r.recorded_at):
         day = row.recorded_at.date()
-        if (since and day < since) or (until and day > until):
+        if not _in_period(day, since, until):
             continue
         topic = row.topic or NO_CARD
-        figures = topics.setdefault(topic, TopicFigures(topic))
+        figures = judged.topics.setdefault(topic, TopicFigures(topic))
         figures.orders_judged += 1
         iso = day.isoformat()
         figures.orders_per_day[iso] = figures.orders_per_day.get(iso, 0) + 1
-        per_day[iso] += 1
+        judged.per_day[iso] += 1
         rating = row.rating or "undetermined"
         figures.ratings[rating] = figures.ratings.get(rating, 0) + 1
-        ratings_all[rating] += 1
+        judged.ratings[rating] += 1
         if row.card_uuid and row.topic:
             if row.shown:
                 figures.cards_shown += 1
                 figures.cards_per_day[iso] = figures.cards_per_day.get(iso, 0) + 1
                 figures.suggestions_offered += len(set(row.suggestion_uuids))
-                card_topic[row.card_uuid] = topic
-                card_suggestions[row.card_uuid] = frozenset(row.suggestion_uuids)
+                judged.card_topic[row.card_uuid] = topic
+                judged.card_suggestions[row.card_uuid] = frozenset(row.suggestion_uuids)
             else:
                 figures.cards_silent += 1
+    return judged
 
-    # The latest feedback item per card decides its outcome; reasons count every override item.
-    latest: dict[str, FeedbackRow] = {}
-    accepted_ids: dict[str, set[str]] = defaultdict(set)
-    reasons: dict[str, Counter] = defaultdict(Counter)
-    reason_display: dict[tuple[str, str], str] = {}
-    orphans = 0
+
+def _read_feedback(feedback: list[FeedbackRow], judged: _Judged, since: date | None,
+                   until: date | None) -> _Answered:
+    answered = _Answered()
     for item in sorted(feedback, key=lambda f: (f.outcome_at, f.outcome)):
         if not item.card_known:
-            day = item.outcome_at.date()
-            if not ((since and day < since) or (until and day > until)):
-                orphans += 1
+            if _in_period(item.outcome_at.date(), since, until):
+                answered.orphans += 1
             continue
-        topic = card_topic.get(item.card_uuid)
-        if topic is None:
+        if item.card_uuid not in judged.card_topic:
             continue
-        latest[item.card_uuid] = item
+        answered.latest[item.card_uuid] = item
         if item.outcome == "accepted":
-            accepted_ids[item.card_uuid].update(
-                s for s in item.accepted_suggestions if s in card_suggestions[item.card_uuid]
-            )
+            offered = judged.card_suggestions[item.card_uuid]
+            answered.accepted_ids[item.card_uuid].update(s for s in item.accepted_suggestions if s in offered)
         key = _reason_key(item)
         if key and item.override_display:
-            reason_display.setdefault(key, item.override_display)
+            answered.reason_display.setdefault(key, item.override_display)
+    return answered
 
-    for card, item in latest.items():
-        figures = topics[card_topic[card]]
+
+def _count_outcomes(judged: _Judged, answered: _Answered, reason_labels: dict[tuple[str, str, str], str]) -> None:
+    """Accepted and overridden cards, accepted suggestions and the top override reasons per topic."""
+    reasons: dict[str, Counter] = defaultdict(Counter)
+    for card, item in answered.latest.items():
+        figures = judged.topics[judged.card_topic[card]]
         if item.outcome == "accepted":
             figures.accepted += 1
         else:
@@ -177,32 +204,34 @@ def build_report(
             key = _reason_key(item)
             if key:  # the reason of the override that stands (an override without one is not ranked)
                 reasons[figures.topic][key] += 1
-    for card, ids in accepted_ids.items():
-        topics[card_topic[card]].suggestions_accepted += len(ids)
+    for card, ids in answered.accepted_ids.items():
+        judged.topics[judged.card_topic[card]].suggestions_accepted += len(ids)
     for topic, counter in reasons.items():
         ranked = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0][1], kv[0][0]))[:TOP_REASONS]
-        topics[topic].override_reasons = [
+        judged.topics[topic].override_reasons = [
             {"system": system, "code": code,
-             "display": reason_display.get((system, code)) or reason_labels.get((topic, system, code)),
+             "display": answered.reason_display.get((system, code)) or reason_labels.get((topic, system, code)),
              "count": n}
             for (system, code), n in ranked
         ]
 
-    ordered = sorted(topics.values(), key=lambda f: (f.topic == NO_CARD, f.topic))
+
+def _report_json(judged: _Judged, orphans: int, since: date | None, until: date | None) -> dict:
+    ordered = sorted(judged.topics.values(), key=lambda f: (f.topic == NO_CARD, f.topic))
     return {
         "period": {
             "since": since.isoformat() if since else None,
             "until": until.isoformat() if until else None,
         },
         "totals": {
-            "orders_judged": sum(per_day.values()),
+            "orders_judged": sum(judged.per_day.values()),
             "cards_shown": sum(f.cards_shown for f in ordered),
             "cards_silent": sum(f.cards_silent for f in ordered),
             "accepted": sum(f.accepted for f in ordered),
             "overridden": sum(f.overridden for f in ordered),
             "orphan_feedback": orphans,
-            "ratings": dict(sorted(ratings_all.items())),
-            "orders_per_day": dict(sorted(per_day.items())),
+            "ratings": dict(sorted(judged.ratings.items())),
+            "orders_per_day": dict(sorted(judged.per_day.items())),
         },
         "topics": [f.to_json() for f in ordered],
     }
