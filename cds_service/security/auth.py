@@ -21,28 +21,24 @@ caller probing us learns nothing); the reason goes to the log, never the token.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import jwt
-import yaml
 from flask import Flask, current_app, g, request
 
 from cds_service import metrics
 from cds_service.hooks.errors import CdsError
 from cds_service.logs import get_logger, log_event, warn_once
-from cds_service.security.jwks import JwksError, RemoteKeySets, check_jwks_url, load_key_set_file
+from cds_service.security.issuers import (  # noqa: F401 -- TrustConfigError: re-exported for cli.py
+    TrustConfigError,
+    TrustedIssuer,
+    trusted_issuers,
+)
+from cds_service.security.jwks import RemoteKeySets
 from cds_service.security.replay import ReplayStoreError, ReplayUnknown, create_replay_store
 
 log = get_logger("auth")
-
-SANDBOX_ISSUER = "https://sandbox.cds-hooks.org"
-SANDBOX_JKU = "https://sandbox.cds-hooks.org/.well-known/jwks.json"
-SANDBOX_JWKS_FILE = Path(__file__).parent / "trust" / "sandbox-jwks.json"
 
 # Asymmetric algorithms only. The key type and curve each demands (RFC 7518 section 3.4).
 ALGORITHMS: dict[str, tuple[str, str | None]] = {
@@ -69,112 +65,6 @@ class AuthFailure(Exception):
     def __init__(self, reason: str, iss: str | None = None):
         super().__init__(reason)
         self.iss = iss
-
-
-class TrustConfigError(ValueError):
-    """The trusted-issuers configuration is unusable: the app refuses to start."""
-
-
-@dataclass
-class TrustedIssuer:
-    iss: str
-    static_keys: dict[str, dict] = field(default_factory=dict)  # kid -> JWK, from jwks_file
-    jwks_urls: list[str] = field(default_factory=list)  # fetched when the kid is not static
-    jku_allowlist: frozenset[str] = frozenset()  # a token's jku must be one of these
-    tenants: frozenset[str] | None = None  # when set, the token's `tenant` claim must be one
-
-
-# --- configuration ------------------------------------------------------------------------------
-
-def sandbox_issuer() -> TrustedIssuer:
-    """The public CDS Hooks sandbox: its shipped key set, its jku allowlisted."""
-    return TrustedIssuer(
-        iss=SANDBOX_ISSUER,
-        static_keys=load_key_set_file(SANDBOX_JWKS_FILE),
-        jku_allowlist=frozenset({SANDBOX_JKU}),
-    )
-
-
-def _string_list(entry: dict, key: str, where: str) -> list[str]:
-    value = entry.get(key)
-    if value is None:
-        return []
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise TrustConfigError(f"{where}: '{key}' must be a string or a list of strings")
-    return list(value)
-
-
-def parse_issuer(entry: Any, where: str, base_dir: Path) -> TrustedIssuer:
-    if not isinstance(entry, dict):
-        raise TrustConfigError(f"{where}: must be a mapping with 'iss'")
-    unknown = set(entry) - {"iss", "jwks_file", "jwks_url", "jku_allowlist", "tenant"}
-    if unknown:
-        raise TrustConfigError(f"{where}: unknown keys {sorted(unknown)}")
-    iss = entry.get("iss")
-    if not isinstance(iss, str) or not iss.strip():
-        raise TrustConfigError(f"{where}: 'iss' is required")
-    files = _string_list(entry, "jwks_file", where)
-    urls = _string_list(entry, "jwks_url", where)
-    allowlist = _string_list(entry, "jku_allowlist", where)
-    if not (files or urls or allowlist):
-        raise TrustConfigError(f"{where} ({iss}): give jwks_file, jwks_url or jku_allowlist")
-    for url in urls + allowlist:
-        why = check_jwks_url(url)
-        if why:
-            raise TrustConfigError(f"{where} ({iss}): key set URL {url!r} {why}")
-    static: dict[str, dict] = {}
-    for name in files:
-        path = Path(name) if Path(name).is_absolute() else base_dir / name
-        try:
-            static.update(load_key_set_file(path))
-        except JwksError as error:
-            raise TrustConfigError(f"{where} ({iss}): {error}") from None
-    tenants = _string_list(entry, "tenant", where)
-    return TrustedIssuer(
-        iss=iss,
-        static_keys=static,
-        jwks_urls=urls,
-        # A configured jwks_url is trusted by definition, so a jku naming it is accepted too.
-        jku_allowlist=frozenset(allowlist) | frozenset(urls),
-        tenants=frozenset(tenants) if tenants else None,
-    )
-
-
-def load_issuers_file(path: str | Path) -> list[TrustedIssuer]:
-    """Read a JSON or YAML issuers file: a list of entries, or {"issuers": [...]}."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise TrustConfigError(f"cannot read trusted issuers file {path}: {error.strerror}") from None
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError):
-        raise TrustConfigError(f"trusted issuers file {path} is not valid JSON/YAML") from None
-    if isinstance(data, dict) and "issuers" in data:
-        data = data["issuers"]
-    if data is None:
-        data = []
-    if not isinstance(data, list):
-        raise TrustConfigError(f"trusted issuers file {path}: expected a list of issuers")
-    base_dir = path.parent
-    return [parse_issuer(entry, f"{path.name} entry {i + 1}", base_dir) for i, entry in enumerate(data)]
-
-
-def trusted_issuers(settings: dict) -> dict[str, TrustedIssuer]:
-    issuers: dict[str, TrustedIssuer] = {}
-    if settings.get("TRUST_SANDBOX", True):
-        issuers[SANDBOX_ISSUER] = sandbox_issuer()
-    if settings.get("TRUSTED_ISSUERS_FILE"):
-        seen: set[str] = set()
-        for issuer in load_issuers_file(settings["TRUSTED_ISSUERS_FILE"]):
-            if issuer.iss in seen:
-                raise TrustConfigError(f"issuer {issuer.iss} is listed twice")
-            seen.add(issuer.iss)
-            issuers[issuer.iss] = issuer  # an entry for the sandbox replaces the preset
-    return issuers
 
 
 # --- verification ---------------------------------------------------------------------------
@@ -204,37 +94,31 @@ class Authenticator:
     def authenticate(self, authorization: str | None, audiences: list[str]) -> dict:
         """Verified claims of the bearer JWT in `authorization`; AuthFailure otherwise."""
         token = _bearer_token(authorization)
-        try:
-            header = jwt.get_unverified_header(token)
-            unverified = jwt.decode(token, options={"verify_signature": False})
-        except jwt.InvalidTokenError:
-            raise AuthFailure("malformed token") from None
+        header, unverified = _unverified_parts(token)
+        alg, kid = _checked_header(header)
+        issuer = self._trusted_issuer(unverified, header.get("jku"))
+        jwk = self._find_key(issuer, kid, header.get("jku"))
+        if jwk is None:
+            raise AuthFailure("unknown kid")
+        claims = self._verified_claims(token, _verification_key(jwk, alg), alg)
+        _check_claims(claims, issuer, audiences)
+        self._check_first_use(issuer, claims)
+        return claims
 
-        alg = header.get("alg")
-        if alg not in ALGORITHMS:
-            raise AuthFailure(f"algorithm not allowed: {str(alg)[:20]}")
-        if "crit" in header:
-            raise AuthFailure("critical header extensions are not supported")
-        kid = header.get("kid")
-        if not isinstance(kid, str) or not kid or len(kid) > MAX_ID_CHARS:
-            raise AuthFailure("no kid in the header")
-
+    def _trusted_issuer(self, unverified: dict, jku) -> TrustedIssuer:
+        """The configured issuer the (not yet verified) `iss` names, if it allows the `jku`."""
         iss = unverified.get("iss")
         issuer = self.issuers.get(iss) if isinstance(iss, str) else None
         if issuer is None:
             raise AuthFailure("untrusted issuer", iss if isinstance(iss, str) else None)
-
-        jku = header.get("jku")
         if jku is not None and jku not in issuer.jku_allowlist:
             raise AuthFailure("jku is not on the issuer's allowlist")
+        return issuer
 
-        jwk = self._find_key(issuer, kid, jku)
-        if jwk is None:
-            raise AuthFailure("unknown kid")
-        key = _verification_key(jwk, alg)
-
+    def _verified_claims(self, token: str, key, alg: str) -> dict:
+        """The signature, `exp`, `iat` (with leeway) and the required claims, by PyJWT."""
         try:
-            claims = jwt.decode(
+            return jwt.decode(
                 token,
                 key,
                 algorithms=[alg],
@@ -252,26 +136,15 @@ class Authenticator:
         except jwt.InvalidTokenError as error:
             raise AuthFailure(f"invalid token ({type(error).__name__})") from None
 
-        if claims.get("iss") != issuer.iss:  # the signed payload must say what we looked up
-            raise AuthFailure("untrusted issuer")
-        aud = claims["aud"]
-        aud_values = aud if isinstance(aud, list) else [aud]
-        wanted = {_normalise_url(a) for a in audiences}
-        if not any(isinstance(a, str) and _normalise_url(a) in wanted for a in aud_values):
-            raise AuthFailure("aud is not the URL that was called")
-        if issuer.tenants is not None and claims.get("tenant") not in issuer.tenants:
-            raise AuthFailure("tenant not trusted for this issuer")
-        jti = claims["jti"]
-        if not isinstance(jti, str) or not jti or len(jti) > MAX_ID_CHARS:
-            raise AuthFailure("jti must be a non-empty string")
-
+    def _check_first_use(self, issuer: TrustedIssuer, claims: dict) -> None:
+        """The token's lifetime is bounded and its `jti` has never been seen (fail closed)."""
         remaining = float(claims["exp"]) - time.time()
         if remaining > MAX_TOKEN_LIFETIME_SECONDS + self.leeway:
             raise AuthFailure("exp is more than an hour away")
         # Remember the jti until the token could no longer be accepted anyway.
         ttl = int(remaining) + self.leeway + 1
         try:  # (PyJWT checked that iat is a number)
-            first = self.replay_store.first_use(issuer.iss, jti, ttl, float(claims["iat"]))
+            first = self.replay_store.first_use(issuer.iss, claims["jti"], ttl, float(claims["iat"]))
         except ReplayUnknown as error:
             raise AuthFailure(f"jti cannot be checked: {error}") from None
         except ReplayStoreError as error:
@@ -279,7 +152,6 @@ class Authenticator:
             raise AuthFailure(f"replay store unavailable ({error})") from None
         if not first:
             raise AuthFailure("jti replayed")
-        return claims
 
     def _find_key(self, issuer: TrustedIssuer, kid: str, jku: str | None) -> dict | None:
         if kid in issuer.static_keys:
@@ -288,6 +160,43 @@ class Authenticator:
         if jku is not None and jku not in urls:
             urls.append(jku)  # allowlisted above
         return self.remote_keys.find(issuer.iss, kid, urls)
+
+
+def _unverified_parts(token: str) -> tuple[dict, dict]:
+    """The header and the claims as sent, before any check: only to find the issuer and key."""
+    try:
+        return jwt.get_unverified_header(token), jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        raise AuthFailure("malformed token") from None
+
+
+def _checked_header(header: dict) -> tuple[str, str]:
+    """The header's allowed `alg` and its `kid`."""
+    alg = header.get("alg")
+    if alg not in ALGORITHMS:
+        raise AuthFailure(f"algorithm not allowed: {str(alg)[:20]}")
+    if "crit" in header:
+        raise AuthFailure("critical header extensions are not supported")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid or len(kid) > MAX_ID_CHARS:
+        raise AuthFailure("no kid in the header")
+    return alg, kid
+
+
+def _check_claims(claims: dict, issuer: TrustedIssuer, audiences: list[str]) -> None:
+    """The signed `iss`, `aud`, `tenant` and `jti` say what this call needs."""
+    if claims.get("iss") != issuer.iss:  # the signed payload must say what we looked up
+        raise AuthFailure("untrusted issuer")
+    aud = claims["aud"]
+    aud_values = aud if isinstance(aud, list) else [aud]
+    wanted = {_normalise_url(a) for a in audiences}
+    if not any(isinstance(a, str) and _normalise_url(a) in wanted for a in aud_values):
+        raise AuthFailure("aud is not the URL that was called")
+    if issuer.tenants is not None and claims.get("tenant") not in issuer.tenants:
+        raise AuthFailure("tenant not trusted for this issuer")
+    jti = claims["jti"]
+    if not isinstance(jti, str) or not jti or len(jti) > MAX_ID_CHARS:
+        raise AuthFailure("jti must be a non-empty string")
 
 
 def _bearer_token(authorization: str | None) -> str:

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from cds_service.security.auth import SANDBOX_ISSUER, SANDBOX_JKU, TrustConfigError
+from cds_service.security.issuers import SANDBOX_ISSUER, SANDBOX_JKU, TrustConfigError
 
 from .jwt_support import (
     BASE,

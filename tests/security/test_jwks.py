@@ -11,7 +11,7 @@ import logging
 
 import pytest
 
-from cds_service.security.auth import TrustConfigError
+from cds_service.security.issuers import TrustConfigError
 from cds_service.security.jwks import JwksError, check_jwks_url, fetch_key_set
 
 from .jwt_support import (

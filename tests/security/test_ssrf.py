@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from cds_service.security import outbound
-from cds_service.security.auth import TrustConfigError
+from cds_service.security.issuers import TrustConfigError
 from cds_service.security.jwks import JwksError, check_jwks_url, fetch_key_set
 
 from .jwt_support import EHR_ISS, write_issuers
