@@ -150,8 +150,24 @@ def _client(request: HookRequest, settings: dict, deadline: float) -> FhirClient
 def _gather_keys(request: HookRequest, service: ServiceDefinition, settings: dict, plan: QueryPlan | None,
                  today: date, deadline: float) -> GatheredData:
     gathered = GatheredData()
-    plan = plan or QueryPlan()
-    jobs: dict[str, tuple[str, Any]] = {}  # key -> ("follow", first page) | ("fetch", KeyPlan | template)
+    jobs = _take_prefetch(request, service, plan or QueryPlan(), gathered)
+    if not jobs:
+        return gathered
+    if not request.fhir_server:
+        _nowhere_to_fetch(gathered, jobs)
+        return gathered
+    fetcher = _KeyFetcher(request, settings, deadline, reference_date_floor(request, today))
+    _fetch_in_parallel(fetcher, jobs, gathered, deadline)
+    gathered.requests = fetcher.requests
+    return gathered
+
+
+def _take_prefetch(request: HookRequest, service: ServiceDefinition, plan: QueryPlan,
+                   gathered: GatheredData) -> dict[str, tuple[str, Any]]:
+    """Keep each usable prefetch value in `gathered`; return what is left to do per key:
+    ("follow", first page) for a searchset with a `next` link, ("fetch", KeyPlan | template)
+    for a key absent, failed (OperationOutcome) or not shaped as FHIR says."""
+    jobs: dict[str, tuple[str, Any]] = {}
     for key, template in service.prefetch.items():
         key_plan = plan.keys.get(key)
         expected = key_plan.resource_type if key_plan else template.split("?")[0].split("/")[0]
@@ -168,40 +184,54 @@ def _gather_keys(request: HookRequest, service: ServiceDefinition, settings: dic
             # Present but unusable: never "no data". Fetched instead; incomplete if it cannot be.
             gathered.mark_incomplete(key, "unreadable")
         jobs[key] = ("fetch", key_plan or template)
-    if not jobs:
-        return gathered
-    if not request.fhir_server:
-        for key, (job, _) in jobs.items():
-            if job == "follow":
-                gathered.mark_incomplete(key, "not-fetched")
-                gathered.truncated.append(key)
-            else:
-                _unavailable(gathered, key, "no fhirServer to fetch it from")
-        return gathered
+    return jobs
 
-    reference = reference_date_floor(request, today)
-    clients: list[FhirClient] = []
 
-    def client() -> FhirClient:
-        made = _client(request, settings, deadline)
-        clients.append(made)
+def _nowhere_to_fetch(gathered: GatheredData, jobs: dict[str, tuple[str, Any]]) -> None:
+    """No fhirServer: a first page stays a first page, a missing key stays missing."""
+    for key, (job, _) in jobs.items():
+        if job == "follow":
+            gathered.mark_incomplete(key, "not-fetched")
+            gathered.truncated.append(key)
+        else:
+            _unavailable(gathered, key, "no fhirServer to fetch it from")
+
+
+class _KeyFetcher:
+    """Runs one key's job on a FhirClient of its own, and counts the requests of them all."""
+
+    def __init__(self, request: HookRequest, settings: dict, deadline: float, reference: date):
+        self.request, self.settings, self.deadline, self.reference = request, settings, deadline, reference
+        self.clients: list[FhirClient] = []
+
+    def client(self) -> FhirClient:
+        made = _client(self.request, self.settings, self.deadline)
+        self.clients.append(made)
         return made
 
-    def run(key: str, job: str, what: Any) -> FetchResult:
+    def run(self, job: str, what: Any) -> FetchResult:
         if job == "follow":
-            return client().follow(what)
+            return self.client().follow(what)
         if isinstance(what, KeyPlan):
-            return _fetch_planned(client(), what, request, reference)
-        relative = render_template(what, request.context)
+            return _fetch_planned(self.client(), what, self.request, self.reference)
+        relative = render_template(what, self.request.context)
         if relative is None:
             raise FhirFetchError("the context lacks a value its query needs", kind="not-fetched")
-        return client().read(relative)
+        return self.client().read(relative)
 
+    @property
+    def requests(self) -> int:
+        return sum(c.requests for c in self.clients)
+
+
+def _fetch_in_parallel(fetcher: _KeyFetcher, jobs: dict[str, tuple[str, Any]], gathered: GatheredData,
+                       deadline: float) -> None:
+    """Every key at once, until the deadline; what has not ended by then is cut short (budget)."""
     # A pool of this call's own: a slow EHR holds only its own calls' threads (never another's).
     pool = ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="gather")  # one per key
     begun = time.monotonic()
     try:
-        futures = {key: pool.submit(run, key, job, what) for key, (job, what) in jobs.items()}
+        futures = {key: pool.submit(fetcher.run, job, what) for key, (job, what) in jobs.items()}
         for future in futures.values():  # when each key ended: the fetch latency metric
             future.add_done_callback(lambda done: setattr(done, "ended", time.monotonic()))
         wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()) + 0.05)
@@ -213,9 +243,7 @@ def _gather_keys(request: HookRequest, service: ServiceDefinition, settings: dic
                                    getattr(future, "ended", time.monotonic()) - begun)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-        metrics.gathering_done(sum(c.requests for c in clients), "budget" in gathered.incomplete.values())
-    gathered.requests = sum(c.requests for c in clients)
-    return gathered
+        metrics.gathering_done(fetcher.requests, "budget" in gathered.incomplete.values())
 
 
 def _collect(gathered: GatheredData, key: str, job: str, future) -> None:
