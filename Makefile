@@ -33,8 +33,9 @@ test: $(STAMP) $(FHIR_TEST_SERVER_STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check cds_service tests bench
 
+# Prints the table; BENCH_SAVE=1 also writes the tracked bench/results/latest.json (the README's figures).
 bench: $(STAMP)
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(if $(filter 1 yes true,$(BENCH_SAVE)),--save)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

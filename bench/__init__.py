@@ -3,6 +3,7 @@
 Role: outside the product. It builds hook requests of realistic size (`payloads`), adds a floor
 endpoint that only parses the body to an app from `cds_service.app.create_app` (`app`, `wsgi`),
 measures in process (`inprocess`), over HTTP with gunicorn (`load`, `server`), the no-prefetch
-path against a slow loopback FHIR server, worker memory and cold start (`system`), and writes
-the table and bench/results/latest.json (`run`). `profile` runs pyinstrument on the service.
+path against a slow loopback FHIR server, worker memory and cold start (`system`), prints the
+table and, when asked, writes bench/results/latest.json (`run --save`). `profile` runs
+pyinstrument on the service.
 """

@@ -1,10 +1,11 @@
-"""`make bench`: run every measurement, print the table, write bench/results/latest.json.
+"""`make bench`: run every measurement and print the table; with `--save` (`make bench
+BENCH_SAVE=1`) also write bench/results/latest.json, the committed run the README's figures come from.
 
 Role in the benchmark: the one command. Each part is bounded by a request count and a time
 budget (the whole run stays well under 5 minutes on 2 cores); all traffic stays on 127.0.0.1. A
 part that fails is recorded with its error and the run goes on; the exit status is 1 then.
 
-    python -m bench.run [--quick] [--out PATH] [--skip http,memory,...] [--load auto|python]
+    python -m bench.run [--quick] [--save | --out PATH] [--skip http,memory,...] [--load auto|python]
 """
 
 from __future__ import annotations
@@ -253,7 +254,8 @@ def table(results: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the harness, not the service")
-    parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON output (default {RESULTS})")
+    parser.add_argument("--save", action="store_true", help=f"write the results to {RESULTS} (tracked: the README's figures)")
+    parser.add_argument("--out", type=Path, help="write the results to this file instead")
     parser.add_argument("--skip", default="", help=f"comma-separated parts to skip: {','.join(PARTS)}")
     parser.add_argument("--load", choices=("auto", "python"), default="auto",
                         help="HTTP load generator: wrk (installed with apt when missing and root) or the Python one")
@@ -298,10 +300,14 @@ def main(argv: list[str] | None = None) -> int:
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["targets"] = judge(results)
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
     print(table(results))
-    print(f"\nwritten: {args.out}")
+    out = args.out or (RESULTS if args.save else None)
+    if out is None:
+        print("\nnot written: `make bench BENCH_SAVE=1` (or --save) writes bench/results/latest.json")
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
+        print(f"\nwritten: {out}")
     failed = any(
         "error" in part if isinstance(part, dict) else any("error" in r for r in part)
         for key, part in results.items() if key in PARTS

@@ -1,6 +1,7 @@
 """The README's Performance figures are those of the committed real run (bench/results/latest.json).
 
-After `make bench`, run `python -m bench.readme --write` to put the new figures in the README.
+After `make bench BENCH_SAVE=1`, run `python -m bench.readme --write` to put the new figures in the
+README.
 """
 
 from __future__ import annotations
