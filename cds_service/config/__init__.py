@@ -192,7 +192,7 @@ class Settings(BaseSettings):
     # --- Governance store -----------------------------------------------------------------------
     DATABASE_URL: DatabaseUrl = Field(None, description="SQLAlchemy URL of the judgement/feedback store (e.g. `postgresql+psycopg://user:pw@host/db`); embedded SQLite at DATABASE_PATH when unset.")
     DATABASE_PATH: Path_ = Field("instance/lumbar-cds.sqlite3", description="Path of the embedded SQLite store (created on first start), relative to the working directory.")
-    SPOOL_DIR: OptionalPath = Field(None, description="Folder where judgements wait while the store is unreachable; in memory only when unset.")
+    SPOOL_DIR: OptionalPath = Field(None, description="Folder where judgements wait, on disk, while the store is unreachable; when unset, `spool/` beside the embedded SQLite file (DATABASE_PATH's folder, `instance/` by default).")
     PATIENT_HASH_KEY: SecretText = Field("change-me-in-production", description="Key of the HMAC that replaces patient ids in the store.")
     DASHBOARD_TOKEN: Token = Field(None, description="Token that turns on /dashboard; requests must carry it. Off when unset.")
     METRICS_TOKEN: Token = Field(None, description="Token that turns on /metrics; requests must carry it. Off when unset.")
