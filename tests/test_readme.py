@@ -1,8 +1,11 @@
-"""The README tells the truth: its quick start, settings table and example request."""
+"""The README tells the truth: its quick start, settings table, example request, and the
+repository paths it (and docs/*.md) names."""
 
 import json
 import re
 from pathlib import Path
+
+import pytest
 
 from cds_service.config import SETTINGS
 from cds_service.hooks.errors import MESSAGES
@@ -105,3 +108,58 @@ def test_the_docker_quick_start_answers_the_curl(tmp_path):
         body = json.loads((ROOT / "examples" / "order-sign-acute-lbp.json").read_text())
         answer = requests.post(f"{served.base}/cds-services/lumbar-imaging-order-sign", json=body, timeout=30)
         assert answer.status_code == 200 and answer.json()["cards"]
+
+
+# --- the paths the documents name --------------------------------------------------------------
+
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+_FENCED = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
+_CODE = re.compile(r"`([^`\n]+)`")
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+_PATH = re.compile(r"[\w.-]+(/[\w.*-]+)+/?")
+
+
+def missing_paths(document: Path, root: Path = ROOT) -> list[str]:
+    """The repository paths `document` names that do not exist.
+
+    A path in backticks (outside fenced blocks) is one whose first part is at the repository's
+    root (`cds_service/web/openapi.yaml`, `cards/*.yaml`) or is a package of `cds_service`
+    (`read/text/`, as the documents name the stages' files); other names (`instance/...`, made at
+    run time) are not checked. A link's target is relative to the document, as a Markdown viewer
+    reads it; web addresses and anchors are not checked.
+    """
+    text = _FENCED.sub("", document.read_text(encoding="utf-8"))
+    missing = []
+    for name in _CODE.findall(text):
+        if not _PATH.fullmatch(name):
+            continue
+        first = name.split("/", 1)[0]
+        base = root if (root / first).exists() else root / "cds_service" if (root / "cds_service" / first).is_dir() else None
+        if base is not None and not list(base.glob(name.rstrip("/"))):
+            missing.append(name)
+    for target in _LINK.findall(text):
+        if re.match(r"[a-z][a-z0-9+.-]*:|#", target):
+            continue
+        if not (document.parent / target.split("#", 1)[0]).exists():
+            missing.append(target)
+    return missing
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_path_the_documents_name_exists(document):
+    """Issue 18: the README named cds_service/trust/... and cds_service/openapi.yaml after they moved."""
+    assert missing_paths(document) == []
+
+
+def test_the_path_check_catches_a_moved_file(tmp_path):
+    (tmp_path / "cds_service" / "web").mkdir(parents=True)
+    (tmp_path / "cds_service" / "web" / "openapi.yaml").write_text("openapi: 3.1.0\n")
+    (tmp_path / "docs").mkdir()
+    document = tmp_path / "docs" / "guide.md"
+    document.write_text(
+        "Served from `cds_service/web/openapi.yaml`, once `cds_service/openapi.yaml`; see `web/` and\n"
+        "`web/openapi.py`, [the spec](../cds_service/web/openapi.yaml) and [gone](old.md#part).\n"
+        "Made at run time: `instance/spool/`. [Web](https://example.org/x.md)\n"
+        "```sh\ncat cds_service/nowhere.txt `cds_service/nowhere.txt`\n```\n"
+    )
+    assert missing_paths(document, tmp_path) == ["cds_service/openapi.yaml", "web/openapi.py", "old.md#part"]
