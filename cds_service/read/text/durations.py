@@ -1,7 +1,7 @@
 """Turn a duration phrase into the onset date it implies.
 
 Role in the data flow: the reader finds duration phrases with the regular expressions of
-textrules/durations.json (group 'duration'); for each match it calls `onset_of(kind, match, written_on,
+rules/text/durations.json (group 'duration'); for each match it calls `onset_of(kind, match, written_on,
 config)` with that entry's `kind` and the regular-expression match, and puts the result in
 `TextFinding.onset`. Pure functions, no I/O; `written_on=None` gives no onset.
 

@@ -8,9 +8,9 @@ character snippet for the card to quote, the character offsets, and for duration
 Engine: a medspaCy pipeline built once per `TextReader` (the slow part, ~1 s with the import):
 medspaCy's clinical tokenizer; a rule-based sentence splitter (sentence ends, line breaks; spaCy's
 Sentencizer ignores line breaks, PyRuSH costs ~50 ms per 2 KB note here); medspaCy's TargetMatcher with the group rules
-of textrules/*.json (phrases, token patterns and regular expressions; the longest overlapping match
+of rules/text/*.json (phrases, token patterns and regular expressions; the longest overlapping match
 wins, so an `exclude` phrase silences a shorter one); ConText (Chapman et al.) with the modifier rules
-of textrules/context.json; the Sectionizer with textrules/sections.json. The reader then maps
+of rules/text/context.json; the Sectionizer with rules/text/sections.json. The reader then maps
 modifier categories to one assertion by precedence (other-person > hypothetical > negated >
 uncertain > historical > affirmed), applies section effects (Family History -> other-person, return
 precautions -> hypothetical, ...) and parses durations (durations.py).

@@ -1,4 +1,4 @@
-"""Load and check the free-text rules (cds_service/read/textrules/*.json).
+"""Load and check the free-text rules (cds_service/rules/text/*.json).
 
 Role in the data flow: read once by `TextReader.__init__`; turns the JSON rule files into medspaCy
 TargetRule / ConTextRule / SectionRule objects plus the small tables the reader applies itself
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "textrules"
+DEFAULT_RULES_DIR = Path(__file__).resolve().parents[2] / "rules" / "text"
 SPECIAL_FILES = {"context.json", "sections.json", "durations.json"}
 EXCLUDE = "_exclude"
 ASSERTIONS = ("affirmed", "negated", "historical", "hypothetical", "other-person", "uncertain")
