@@ -68,6 +68,7 @@ class RuleSet:
     trigger_words: tuple[str, ...]
     trigger_regex: re.Pattern | None
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requires: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -105,7 +106,7 @@ def _target_entries(path: Path, data: dict[str, Any], default_group: str) -> lis
         literal = entry.get("literal")
         if not isinstance(literal, str) or not literal:
             raise RulesError(f"{path.name}: entry without a literal")
-        unknown = set(entry) - {"literal", "category", "pattern", "also", "assertion", "exclude", "kind"}
+        unknown = set(entry) - {"literal", "category", "pattern", "also", "assertion", "exclude", "kind", "requires"}
         if unknown:
             raise RulesError(f"{path.name}: {literal!r} has unknown keys {sorted(unknown)}")
         group = entry.get("category", default_group)
@@ -232,7 +233,7 @@ def load_rules(rules_dir: Path | None = None) -> RuleSet:
     for rule in context.get("context_rules", ()):
         rule = dict(rule)
         unknown = set(rule) - {"literal", "category", "direction", "pattern", "allowed_types", "excluded_types",
-                               "max_scope", "max_targets", "terminated_by"}
+                               "max_scope", "max_targets", "terminated_by", "requires"}
         if unknown:
             raise RulesError(f"context.json: {rule.get('literal')!r} has unknown keys {sorted(unknown)}")
         _check_pattern("context.json", rule.get("literal", "?"), rule.get("pattern"))
@@ -258,6 +259,13 @@ def load_rules(rules_dir: Path | None = None) -> RuleSet:
     files[spath.name] = sections
     for rule in sections.get("section_rules", ()):
         _check_pattern("sections.json", rule.get("literal", "?"), rule.get("pattern"))
+    requires = {}
+    for entries in [d.get("entries", ()) for d in files.values()] + [context.get("context_rules", ()),
+                                                                      sections.get("section_rules", ())]:
+        for entry in entries:
+            if isinstance(entry.get("pattern"), str) and entry.get("requires"):
+                requires[entry["pattern"]] = tuple(s.casefold() for s in entry["requires"])
+    context_rules = [{k: v for k, v in r.items() if k != "requires"} for r in context_rules]
     trigger_regex = re.compile("|".join(_scoped(p) for p in trigger_patterns)) if trigger_patterns else None
     return RuleSet(
         targets=targets,
@@ -270,7 +278,7 @@ def load_rules(rules_dir: Path | None = None) -> RuleSet:
             for assertion, answers in context.get("question_answers", {}).items()
             for answer in answers
         },
-        section_rules=list(sections.get("section_rules", ())),
+        section_rules=[{k: v for k, v in r.items() if k != "requires"} for r in sections.get("section_rules", ())],
         section_effects=dict(sections.get("effects", {})),
         stop_section_at_blank_line=bool(sections.get("stop_at_blank_line", True)),
         durations=durations,
@@ -278,4 +286,5 @@ def load_rules(rules_dir: Path | None = None) -> RuleSet:
         trigger_words=tuple(sorted(words)),
         trigger_regex=trigger_regex,
         files=files,
+        requires=requires,
     )
