@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.read.text import TextReader, default_reader
+from cds_service.read.text import TextReader
 from cds_service.read.text.context import ScopedGraph, ScopedModifier, overlaps
 from cds_service.read.text.matching import case_free_twin, longest_first
 from cds_service.read.text.nlp import matchers
@@ -188,9 +188,24 @@ def test_the_pipeline_is_warm_when_the_reader_is_built():
     assert [m.compiled for m in matchers(reader._nlp)] == compiled and index.compiled
 
 
-def test_the_evaluator_builds_a_warm_reader_at_start():
-    from cds_service.pipeline import Evaluator
+def test_the_app_starts_with_a_warm_reader():
+    """create_app builds the reader (in a fresh process): the first read after it compiles nothing."""
+    import subprocess
+    import sys
 
-    evaluator = Evaluator({})
-    assert evaluator.text_reader is default_reader()
-    assert evaluator.text_reader._nlp.get_pipe("lumbar_text_index").compiled
+    script = (
+        "from cds_service.app import create_app\n"
+        "from cds_service.read.text import reader as module\n"
+        "from cds_service.read.text.nlp import matchers\n"
+        "assert module._DEFAULT is None\n"
+        "create_app({'TESTING': True, 'RECORD_JUDGEMENTS': False})\n"
+        "text_reader = module._DEFAULT\n"
+        "index = text_reader._nlp.get_pipe('lumbar_text_index')\n"
+        "before = [m.compiled for m in matchers(text_reader._nlp)]\n"
+        "assert index.compiled and sum(before) > 200\n"
+        "assert text_reader.read('LBP x 3 days, now urinary retention.', None)\n"
+        "assert [m.compiled for m in matchers(text_reader._nlp)] == before\n"
+        "print('warm')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
+    assert result.stdout.split() == ["warm"], result.stderr[-2000:]
