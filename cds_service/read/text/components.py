@@ -21,9 +21,8 @@ from spacy.tokens import Doc, Span
 
 from .matching import RuleMatcher
 from .scan import Restriction
+from .spans import RULE_EXTENSION, SECTIONS_EXTENSION
 
-RULE_EXTENSION = "lumbar_rule"
-SECTIONS_EXTENSION = "lumbar_sections"
 if not Span.has_extension(RULE_EXTENSION):
     Span.set_extension(RULE_EXTENSION, default=None)
 if not Doc.has_extension(SECTIONS_EXTENSION):

@@ -35,10 +35,8 @@ from spacy.tokens import Doc, Span
 
 from .matching import RuleMatcher
 from .scan import Restriction
-from .spans import Sentences
+from .spans import GRAPH_EXTENSION, MODIFIERS_EXTENSION, Sentences
 
-MODIFIERS_EXTENSION = "lumbar_modifiers"
-GRAPH_EXTENSION = "lumbar_context"
 if not Span.has_extension(MODIFIERS_EXTENSION):
     Span.set_extension(MODIFIERS_EXTENSION, default=())
 if not Doc.has_extension(GRAPH_EXTENSION):

@@ -14,20 +14,19 @@ from __future__ import annotations
 
 import warnings
 
-from . import components, context, scan, sentences  # noqa: F401  (register the lumbar_text_* factories)
-from .components import MatchRule
-from .library import medspacy
 from .rules import RuleSet, expand_token_pattern
+from .spans import DURATION_GROUP, SPAN_GROUP
 
-SPAN_GROUP = "lumbar_text_targets"
-DURATION_GROUP = "lumbar_text_durations"
 WARM_UP_NOTE = ("HPI: 58M with low back pain x 3 days after lifting. Denies fever, urinary retention or saddle "
                 "numbness. Return if you develop bowel incontinence.\nFamily History: mother had breast cancer.\n"
                 "Plan: start naproxen, physical therapy.")
 
 
-def target_rules(specs) -> list[MatchRule]:
-    """Matcher rules of rules entries; a simple token pattern becomes phrases (rules.expand_token_pattern)."""
+def target_rules(specs) -> list:
+    """components.MatchRule objects of rules entries; a simple token pattern becomes phrases
+    (rules.expand_token_pattern)."""
+    from .components import MatchRule
+
     made = []
     for spec in specs:
         expanded = expand_token_pattern(spec.pattern)
@@ -53,8 +52,8 @@ def modifier_rules(rule_class, rules: list[dict]) -> list:
 
 def build_pipeline(rules: RuleSet):
     """The reader's pipeline of these rules, every rule compiled and a warm-up note read."""
-    from medspacy.context import ConTextRule
-    from medspacy.section_detection import SectionRule
+    from . import components, context, scan, sentences  # noqa: F401  (register the lumbar_text_* factories)
+    from .library import medspacy  # imported before any medspacy module: library.py says why
 
     with warnings.catch_warnings():
         nlp = medspacy.load(medspacy_enable=["medspacy_tokenizer"])
@@ -73,8 +72,8 @@ def build_pipeline(rules: RuleSet):
     sections = nlp.add_pipe("lumbar_text_sections")
     targets.add(target_rules(s for s in rules.targets if s.kind is None), rules.requires)
     durations.add(target_rules(s for s in rules.targets if s.kind is not None), rules.requires)
-    context_step.add(modifier_rules(ConTextRule, rules.context_rules), rules.requires)
-    sections.add(modifier_rules(SectionRule, rules.section_rules), rules.requires)
+    context_step.add(modifier_rules(medspacy.context.ConTextRule, rules.context_rules), rules.requires)
+    sections.add(modifier_rules(medspacy.section_detection.SectionRule, rules.section_rules), rules.requires)
     for step in (targets, durations, context_step, sections):
         index.index(step.matcher.guard_strings)
     index.index(anchors)

@@ -38,12 +38,19 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from .components import RULE_EXTENSION, SECTIONS_EXTENSION
-from .context import GRAPH_EXTENSION, MODIFIERS_EXTENSION
 from .durations import onset_of
-from .nlp import DURATION_GROUP, SPAN_GROUP, build_pipeline
+from .nlp import build_pipeline
 from .rules import EXCLUDE, RuleSet, load_rules
-from .spans import SNIPPET_LIMIT, snippet  # noqa: F401  (SNIPPET_LIMIT re-exported)
+from .spans import (  # noqa: F401  (SNIPPET_LIMIT re-exported)
+    DURATION_GROUP,
+    GRAPH_EXTENSION,
+    MODIFIERS_EXTENSION,
+    RULE_EXTENSION,
+    SECTIONS_EXTENSION,
+    SNIPPET_LIMIT,
+    SPAN_GROUP,
+    snippet,
+)
 from .spans import Sentences as _Sentences
 from .spans import modifiers_of as _modifiers_of
 
