@@ -209,3 +209,20 @@ def test_the_app_starts_with_a_warm_reader():
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
     assert result.stdout.split() == ["warm"], result.stderr[-2000:]
+
+
+def test_each_reader_keeps_its_own_rules_and_index(tmp_path, reader):
+    """No state is shared through modules: a second reader built with one more (guarded) regular
+    expression finds it, and the first reader, built before, still does not."""
+    rules_dir = tmp_path / "rules"
+    shutil.copytree(DEFAULT_RULES_DIR, rules_dir)
+    path = rules_dir / "infection-fever.json"
+    data = json.loads(path.read_text())
+    data["entries"].append({"literal": "calentura", "pattern": r"\bcalentura\b", "requires": ["calentura"],
+                            "category": "infection-fever"})
+    data["triggers"].append("calentura")
+    path.write_text(json.dumps(data))
+    other = TextReader(rules_dir)
+    text = "Reports calentura since yesterday."
+    assert [(f.group, f.assertion) for f in other.read(text, ON)] == [("infection-fever", "affirmed")]
+    assert reader.read(text, ON) == () and reader._read(text, ON) == ()
