@@ -1,7 +1,7 @@
 """Turn a duration phrase into the onset date it implies.
 
 Role in the data flow: the reader finds duration phrases with the regular expressions of
-textrules/durations.json (group 'duration'); for each match it calls `onset_of(kind, match, written_on,
+rules/text/durations.json (group 'duration'); for each match it calls `onset_of(kind, match, written_on,
 config)` with that entry's `kind` and the regular-expression match, and puts the result in
 `TextFinding.onset`. Pure functions, no I/O; `written_on=None` gives no onset.
 
@@ -102,67 +102,79 @@ def _month(text: str) -> int | None:
     return _MONTHS.get(text.lower().rstrip(".")[:3])
 
 
-def onset_of(kind: str, match: re.Match, written_on: date | None, config: dict[str, Any]) -> date | None:
-    """The onset a duration match implies, or None (no note date, unparsable or in the future)."""
-    if written_on is None:
+def _relative(g: dict, written_on: date, config: dict[str, Any]) -> date | None:
+    unit_text = g.get("unit") or ""
+    if not unit_text:
         return None
-    g = match.groupdict()
     numbers = config.get("numbers", {})
+    amount = _number(g.get("num"), numbers)
+    if amount is None:
+        amount = float(config.get("vague_count", 2)) if _is_plural(unit_text) else 1.0
+    second = _number(g.get("num2"), numbers)
+    if second is not None:
+        amount = min(amount, second)
+    return subtract(written_on, amount, _unit(unit_text))
+
+
+def _relative_day(g: dict, written_on: date, config: dict[str, Any]) -> date | None:
+    days = config.get("relative_days", {}).get(re.sub(r"\s+", " ", (g.get("rel") or "").lower()))
+    return None if days is None else written_on - timedelta(days=int(days))
+
+
+def _since_date(g: dict, written_on: date, config: dict[str, Any]) -> date | None:
+    month, day = _month(g["month"]), int(g["day"])
+    if month is None:
+        return None
+    return date(int(g["year"]), month, day) if g.get("year") else _latest_not_after(written_on, month, day)
+
+
+def _since_month(g: dict, written_on: date, config: dict[str, Any]) -> date | None:
+    month = _month(g["month"])
+    if month is None:
+        return None
+    return date(int(g["year"]), month, 1) if g.get("year") else _latest_not_after(written_on, month, 1)
+
+
+def _since_numeric(g: dict, written_on: date, config: dict[str, Any]) -> date | None:
+    month, day = int(g["m"]), int(g["d"])
+    if not g.get("y"):
+        return _latest_not_after(written_on, month, day)
+    year = int(g["y"])
+    return date(year + 2000 if year < 100 else year, month, day)
+
+
+def _since_weekday(g: dict, written_on: date, config: dict[str, Any]) -> date | None:
+    back = (written_on.weekday() - _WEEKDAYS[g["weekday"].lower()[:3]]) % 7 or 7
+    return written_on - timedelta(days=back)
+
+
+def _since_last(g: dict, written_on: date, config: dict[str, Any]) -> date | None:
+    unit = _unit(g["unit"])
+    if unit == "weekend":
+        return written_on - timedelta(days=(written_on.weekday() - 5) % 7 or 7)
+    return subtract(written_on, 1, unit)
+
+
+_PARSERS = {
+    "relative": _relative,
+    "relative-day": _relative_day,
+    "since-date": _since_date,
+    "since-month": _since_month,
+    "since-year": lambda g, written_on, config: date(int(g["year"]), 1, 1),
+    "since-numeric": _since_numeric,
+    "since-iso": lambda g, written_on, config: date.fromisoformat(g["iso"]),
+    "since-weekday": _since_weekday,
+    "since-last": _since_last,
+}
+
+
+def onset_of(kind: str, match: re.Match, written_on: date | None, config: dict[str, Any]) -> date | None:
+    """The onset a duration match implies, or None (no note date, unknown kind, unparsable or in the future)."""
+    parser = _PARSERS.get(kind)
+    if written_on is None or parser is None:
+        return None
     try:
-        if kind == "relative":
-            unit_text = g.get("unit") or ""
-            if not unit_text:
-                return None
-            unit = _unit(unit_text)
-            amount = _number(g.get("num"), numbers)
-            if amount is None:
-                amount = float(config.get("vague_count", 2)) if _is_plural(unit_text) else 1.0
-            second = _number(g.get("num2"), numbers)
-            if second is not None:
-                amount = min(amount, second)
-            result = subtract(written_on, amount, unit)
-        elif kind == "relative-day":
-            rel = re.sub(r"\s+", " ", (g.get("rel") or "").lower())
-            days = config.get("relative_days", {}).get(rel)
-            if days is None:
-                return None
-            result = written_on - timedelta(days=int(days))
-        elif kind == "since-date":
-            month = _month(g["month"])
-            day = int(g["day"])
-            if month is None:
-                return None
-            result = date(int(g["year"]), month, day) if g.get("year") else _latest_not_after(written_on, month, day)
-        elif kind == "since-month":
-            month = _month(g["month"])
-            if month is None:
-                return None
-            result = date(int(g["year"]), month, 1) if g.get("year") else _latest_not_after(written_on, month, 1)
-        elif kind == "since-year":
-            result = date(int(g["year"]), 1, 1)
-        elif kind == "since-numeric":
-            month, day = int(g["m"]), int(g["d"])
-            if g.get("y"):
-                year = int(g["y"])
-                year = year + 2000 if year < 100 else year
-                result = date(year, month, day)
-            else:
-                result = _latest_not_after(written_on, month, day)
-        elif kind == "since-iso":
-            result = date.fromisoformat(g["iso"])
-        elif kind == "since-weekday":
-            target = _WEEKDAYS[g["weekday"].lower()[:3]]
-            back = (written_on.weekday() - target) % 7 or 7
-            result = written_on - timedelta(days=back)
-        elif kind == "since-last":
-            unit = _unit(g["unit"])
-            if unit == "weekend":
-                back = (written_on.weekday() - 5) % 7 or 7
-                result = written_on - timedelta(days=back)
-            else:
-                result = subtract(written_on, 1, unit)
-        else:
-            return None
+        result = parser(match.groupdict(), written_on, config)
     except (ValueError, KeyError, OverflowError):
         return None
     if result is None or result > written_on:

@@ -5,22 +5,25 @@ caller hands it the text of a note (for attachments, via `attachment_text`) and 
 returns `TextFinding`s, each a fact group (the value-set group names), an assertion, a <= 120
 character snippet for the card to quote, the character offsets, and for durations the onset date.
 
-Engine: a medspaCy pipeline built once per `TextReader` (the slow part, ~1 s with the import):
-medspaCy's clinical tokenizer; a rule-based sentence splitter (sentence ends, line breaks; spaCy's
-Sentencizer ignores line breaks, PyRuSH costs ~50 ms per 2 KB note here); medspaCy's TargetMatcher with the group rules
-of textrules/*.json (phrases, token patterns and regular expressions; the longest overlapping match
-wins, so an `exclude` phrase silences a shorter one); ConText (Chapman et al.) with the modifier rules
-of textrules/context.json; the Sectionizer with textrules/sections.json. The reader then maps
-modifier categories to one assertion by precedence (other-person > hypothetical > negated >
-uncertain > historical > affirmed), applies section effects (Family History -> other-person, return
-precautions -> hypothetical, ...) and parses durations (durations.py).
+Engine: a spaCy pipeline built and warmed once per `TextReader` (the slow part, ~1 s with the
+import; nlp.py): medspaCy's clinical tokenizer, then the reader's own registered components - a
+rule-based sentence splitter (sentence ends, line breaks; spaCy's Sentencizer ignores line breaks,
+PyRuSH costs ~50 ms per 2 KB note here), the text index of required substrings (scan.py), the target
+and duration matchers with the group rules of rules/text/*.json (phrases, token patterns and regular
+expressions; the longest overlapping match wins, so an `exclude` phrase silences a shorter one;
+components.py, matching.py), ConText (Chapman et al.) with the modifier rules of
+rules/text/context.json (context.py, on medspaCy's ConText classes with its scope bug fixed) and the
+section headers of rules/text/sections.json. The reader then maps modifier categories to one
+assertion by precedence (other-person > hypothetical > negated > uncertain > historical > affirmed),
+applies section effects (Family History -> other-person, return precautions -> hypothetical, ...)
+and parses durations (durations.py).
 
 Speed: a keyword prefilter (no trigger word of any rule -> no pipeline, ()) and an in-process LRU
 cache keyed by sha256(text, written_on): a repeated read is a dictionary look-up.
 
 Privacy: nothing here logs; medspaCy/PyRuSH log through loguru, which is disabled for their
-modules at build time, and medspaCy's global `warnings.filterwarnings("ignore")` on import is undone
-(the process's warning filters are restored). Matches go to span groups, not `doc.ents`, so spaCy
+modules, and medspaCy's global `warnings.filterwarnings("ignore")` on import is kept inside
+`warnings.catch_warnings()` (library.py). Matches go to span groups, not `doc.ents`, so spaCy
 never warns with a span's text. Findings (with snippets) stay in memory only.
 """
 
@@ -36,9 +39,18 @@ from datetime import date
 from pathlib import Path
 
 from .durations import onset_of
-from .nlp import DURATION_GROUP, SPAN_GROUP, build_pipeline
+from .nlp import build_pipeline
 from .rules import EXCLUDE, RuleSet, load_rules
-from .spans import SNIPPET_LIMIT, snippet  # noqa: F401  (SNIPPET_LIMIT re-exported)
+from .spans import (  # noqa: F401  (SNIPPET_LIMIT re-exported)
+    DURATION_GROUP,
+    GRAPH_EXTENSION,
+    MODIFIERS_EXTENSION,
+    RULE_EXTENSION,
+    SECTIONS_EXTENSION,
+    SNIPPET_LIMIT,
+    SPAN_GROUP,
+    snippet,
+)
 from .spans import Sentences as _Sentences
 from .spans import modifiers_of as _modifiers_of
 
@@ -127,16 +139,16 @@ class TextReader:
         by_position = lambda pair: (pair[0].start, pair[0].end)  # noqa: E731
         targets.sort(key=by_position)
         sents = _Sentences.of(doc)
-        sections = list(getattr(doc._, "sections", None) or [])
+        sections = list(doc._.get(SECTIONS_EXTENSION) or [])
         section_starts = [sec.section_span[0] for sec in sections]
-        graph = doc._.context_graph
+        graph = doc._.get(GRAPH_EXTENSION)
         findings: list[TextFinding] = []
         seen: set[tuple] = set()
         for span, spec in sorted(targets + durations, key=by_position):
             index = sents.index(span.start)
             if spec.kind is not None and not self._duration_anchored(span, targets, sents, index):
                 continue
-            modifiers = span._.modifiers if spec.kind is None else _modifiers_of(graph, span)
+            modifiers = span._.get(MODIFIERS_EXTENSION) if spec.kind is None else _modifiers_of(graph, span)
             categories = {m.category for m in modifiers}
             assertion = self._assertion(categories, spec.assertion)
             answered = self._answer(sents, index)
@@ -206,8 +218,8 @@ def _with_specs(group) -> list:
     """(span, spec) for each span of a span group whose rule is not an `exclude` rule."""
     pairs = []
     for span in group:
-        spec = span._.target_rule.metadata.get("spec")
-        if spec is not None and spec.category != EXCLUDE:
+        spec = span._.get(RULE_EXTENSION).spec
+        if spec.category != EXCLUDE:
             pairs.append((span, spec))
     return pairs
 

@@ -1,8 +1,9 @@
 """Spans of a parsed note: the sentence table, the ConText modifiers of a non-target span, and the
 <= 120 character snippet a card may quote.
 
-Role in the data flow: helpers of the free-text reader (reader.py), read stage. Pure functions of a
-spaCy Doc / the text; nothing is logged.
+Role in the data flow: helpers of the free-text reader (reader.py), read stage, and the names of
+the span groups and extension attributes its pipeline fills (kept here so that importing the
+reader does not import spaCy). Pure functions of a spaCy Doc / the text; nothing is logged.
 """
 
 from __future__ import annotations
@@ -11,6 +12,13 @@ import bisect
 import re
 
 SNIPPET_LIMIT = 120
+# Where the pipeline's steps put their results (nlp.py): span groups and extension attributes
+SPAN_GROUP = "lumbar_text_targets"  # findings (components.TargetStep)
+DURATION_GROUP = "lumbar_text_durations"  # duration phrases (components.TargetStep)
+RULE_EXTENSION = "lumbar_rule"  # Span: the components.MatchRule that matched it
+SECTIONS_EXTENSION = "lumbar_sections"  # Doc: medspaCy Sections (components.SectionStep)
+MODIFIERS_EXTENSION = "lumbar_modifiers"  # Span: its ConText modifiers (context.ContextStep)
+GRAPH_EXTENSION = "lumbar_context"  # Doc: the ConText graph (context.ContextStep)
 _WS = re.compile(r"\s+")
 
 

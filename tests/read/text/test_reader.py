@@ -1,5 +1,5 @@
 """TextReader API and behaviour: assertions on the brief's examples, snippets, offsets, the prefilter,
-the cache, sections, thread safety and the medspaCy corrections."""
+the cache, sections, thread safety and sentences (the engine's parts: test_engine.py)."""
 
 from __future__ import annotations
 
@@ -160,7 +160,7 @@ def test_question_and_answer_template(reader):
 
 
 def test_terminated_max_scope_modifier(reader):
-    # needs the tuple_overlaps correction (see _medspacy_fixes)
+    # needs the ConText scope fix (context.ScopedModifier; test_engine.py shows medspaCy's own behaviour)
     found = pairs(reader.read("CES screen: urinary retention no, saddle numbness yes, bowel incontinence no.", ON))
     assert ("cauda-equina-saddle-anaesthesia", "affirmed") in found
     assert ("cauda-equina-urinary-retention", "negated") in found
@@ -205,92 +205,6 @@ def test_sentences(reader):
     assert [s.text.strip() for s in doc.sents] == [
         "Denies fever.", "Any retention?", "No.", "GU: negative for retention", "?CES today.", "PVR 450 mL.",
         "Seen by Dr. Smith today.", "5 mg p.o. daily"]
-
-
-def test_regex_guards_do_not_change_results(monkeypatch):
-    """Guards (regex_guards.py) only skip work: the same findings without them, on the corpus."""
-    import json
-    from pathlib import Path
-
-    from cds_service.read.text import _regex_scan
-
-    texts = [json.loads(line)["text"] for line in Path(__file__).with_name("corpus.jsonl").read_text().splitlines() if line]
-    texts.append(" ".join(texts[:60]))  # one long note
-    reader = TextReader()
-    guarded = [reader._read(t, ON) for t in texts]
-    monkeypatch.setattr(_regex_scan, "GUARDS", {})
-    unguarded = [reader._read(t, ON) for t in texts]
-    assert guarded == unguarded
-
-
-def test_required_strings():
-    import re
-
-    from cds_service.read.text.regex_guards import required_strings
-
-    assert required_strings(r"\burinary\s+retention\b") == ("urinary",) or required_strings(r"\burinary\s+retention\b") == ("retention",)
-    assert set(required_strings(r"\b(?:foot\s*drop|drop\s*foot)\b")) <= {"foot", "drop"}
-    assert required_strings(r"\b(?:no)?\s*x\d") is None
-    assert required_strings(r"(?:abc)?d") is None
-    pattern = r"\b(?:numb(?:ness)?|tingl(?:ing|y))\s+(?:in|of)\s+the\s+(?:groin|saddle)"
-    guards = required_strings(pattern)
-    for text in ("numbness in the groin", "tingly of the saddle", "NUMB IN THE GROIN"):
-        assert re.search(pattern, text, re.I) and any(g in text.casefold() for g in guards)
-    # runs of few-string items: character classes, the parser's factored alternations, optional parts
-    assert required_strings(r"\b(?:t|temp)\s*(?:3[89]|4[0-2])") == ("38", "39", "40", "41", "42")
-    assert set(required_strings(r"\b(?:s/p|status\s+post|sp)\b")) == {"s/p", "sp", "status"}
-    assert set(required_strings(r"\bdeg(?:rees)?\b")) == {"deg", "degrees"}
-    for pattern, texts in {
-        r"\b(?:t|temp)\s*(?:3[89]|4[0-2])": ("T 38.4", "temp 41", "t39"),
-        r"\b(?:s/p|status\s+post|sp)\b": ("S/P fusion", "status  post L4-5", "sp laminectomy"),
-    }.items():
-        guards = required_strings(pattern)
-        for text in texts:
-            assert re.search(pattern, text, re.I) and any(g in text.casefold() for g in guards), text
-
-
-def test_context_and_durations_on_the_sentences_that_matter_give_the_same_results(monkeypatch):
-    """ConText and the duration matcher run only on the sentences holding a target (or a duration
-    anchor) (_regex_scan.restrict): only work is skipped, on the corpus and on long notes."""
-    import json
-    from pathlib import Path
-
-    texts = [json.loads(line)["text"] for line in Path(__file__).with_name("corpus.jsonl").read_text().splitlines() if line]
-    texts += ["\n".join(texts[i:i + 40]) for i in range(0, len(texts), 40)]  # notes of one sentence a line
-    texts.append(" ".join(texts[:60]))
-    reader = TextReader()
-    restricted = [reader._read(t, ON) for t in texts]
-    context_matcher = reader._nlp.get_pipe("medspacy_context")._ConText__matcher
-    duration_matcher = reader._nlp.get_pipe("lumbar_text_durations")._TargetMatcher__matcher
-    for matcher in (context_matcher, duration_matcher):
-        assert matcher.lumbar_restrict is not None  # the restriction is in force in the reader
-        monkeypatch.setattr(matcher, "lumbar_restrict", None)
-        monkeypatch.setattr(matcher._MedspacyMatcher__regex_matcher, "lumbar_restrict", None)
-    whole = [reader._read(t, ON) for t in texts]
-    assert restricted == whole
-    assert sum(map(len, whole)) > len(texts)  # findings were made, not only empty reads
-
-
-def test_case_free_twins_give_the_same_results(monkeypatch):
-    """On ASCII text a rule pattern without upper-case letters runs without re.IGNORECASE on the
-    lower-cased text (_regex_scan): the same findings as with the flag, on the corpus and long notes."""
-    import json
-    import re
-    from pathlib import Path
-
-    from cds_service.read.text import _regex_scan
-
-    twin = _regex_scan._case_free_twin
-    assert twin(re.compile(r"\bnumb(?:ness)?\b", re.I)) is not None
-    assert twin(re.compile(r"(?im)^plan:", re.I)).flags & re.I == 0  # the written flag is taken out
-    for kept in (r"\bCES\b", r"[A-Z]{2}", r"(?-i:Pt)\b"):  # upper case, or case sensitivity asked for
-        assert twin(re.compile(kept, re.I)) is None
-    texts = [json.loads(line)["text"] for line in Path(__file__).with_name("corpus.jsonl").read_text().splitlines() if line]
-    texts += ["\n".join(texts[i:i + 40]).upper() for i in range(0, 200, 40)]  # capitals: the same findings
-    reader = TextReader()
-    fast = [reader._read(t, ON) for t in texts]
-    monkeypatch.setattr(_regex_scan, "_case_free_twin", lambda pattern: None)
-    assert [reader._read(t, ON) for t in texts] == fast
 
 
 def test_building_the_reader_does_not_load_quickumls_or_nltk():

@@ -1,0 +1,172 @@
+"""Where the rules' required substrings occur in a note, found once per Doc for every matcher
+(spaCy component 'lumbar_text_index'), and which sentences a matcher needs to search.
+
+Role in the data flow: the step of the reader's pipeline after the sentence splitter; the
+matchers of the later steps (matching.RuleMatcher) ask the Doc's `TextIndex` which ranges of the
+text a regular expression has to search. Only work is skipped, never a match (the tests compare
+the findings with and without):
+- a regular expression whose rule `requires` substrings (declared in the rule data; one of them is
+  in every match) is not run on a text that has none of them, and otherwise only on the sentences
+  that contain one (a rule match never spans two sentences). The text is scanned once for all those
+  strings (600 of them) with one Aho-Corasick automaton (pyahocorasick), built when the pipeline is;
+- a `Restriction`: ConText runs only on the sentences that hold a finding (a modifier's scope never
+  leaves its sentence, so a modifier elsewhere can modify nothing), the duration matcher only on
+  those that hold a finding or a symptom anchor word (a duration counts only there, reader.py).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+from spacy.language import Language
+from spacy.tokens import Doc
+
+_EXTENSION = "lumbar_text_index"
+if not Doc.has_extension(_EXTENSION):
+    Doc.set_extension(_EXTENSION, default=None)
+
+
+@dataclass(frozen=True)
+class Restriction:
+    """Search only the sentences that hold a span of one of `groups` or one of the case-folded
+    `anchors` words (which must be strings of the index)."""
+
+    groups: tuple[str, ...]
+    anchors: frozenset[str] = frozenset()
+
+
+def index_of(doc) -> TextIndex:
+    index = doc._.get(_EXTENSION)
+    if index is None:
+        raise ValueError("the 'lumbar_text_index' step must run before the reader's matchers")
+    return index
+
+
+class TextIndex:
+    """Per Doc: the text, where each indexed string occurs, and the sentences that contain it."""
+
+    def __init__(self, doc, automaton):
+        from .spans import Sentences
+
+        text = doc.text_with_ws
+        self.doc = doc
+        self.text = text
+        folded = text.casefold()
+        self.aligned = len(folded) == len(text)  # offsets in the folded text are offsets in the text
+        # an ASCII text lower-cased: offsets unchanged, for the case-free pattern twins (matching.py)
+        self.lowered = text.lower() if text.isascii() else None
+        self._sentences_of: dict[str, tuple[int, ...]] = {}
+        self._allowed: dict[Restriction, frozenset[int] | None] = {}
+        self.hits: dict[str, list[int]] = {}
+        if automaton is not None:
+            for end, string in automaton.iter(folded):
+                self.hits.setdefault(string, []).append(end - len(string) + 1)
+        self.present = self.hits.keys()
+        starts, ends = [], []
+        if self.aligned:
+            try:
+                table = Sentences.of(doc)
+                starts, ends = table.char_starts, table.char_ends
+            except ValueError:  # no sentence boundaries
+                starts, ends = [], []
+        if not starts:
+            starts, ends = [0], [len(text)]
+        self.starts, self.ends = starts, ends
+
+    def _sentence_of(self, char: int) -> int:
+        return max(0, bisect.bisect_right(self.starts, char) - 1)
+
+    def sentences_with(self, string: str) -> tuple[int, ...]:
+        found = self._sentences_of.get(string)
+        if found is None:
+            found = tuple(sorted({self._sentence_of(at) for at in self.hits.get(string, ())}))
+            self._sentences_of[string] = found
+        return found
+
+    def allowed_sentences(self, restriction: Restriction | None) -> frozenset[int] | None:
+        """The sentences a restricted matcher runs on; None: the whole text."""
+        if restriction is None or not self.aligned or len(self.starts) < 2:
+            return None
+        if restriction not in self._allowed:
+            from .spans import Sentences
+
+            table = Sentences.of(self.doc)  # the same sentences as self.starts, by token
+            chosen = {table.index(span.start) for group in restriction.groups
+                      for span in self.doc.spans.get(group, ())}
+            chosen.update(i for word in restriction.anchors for i in self.sentences_with(word))
+            self._allowed[restriction] = frozenset(chosen)
+        return self._allowed[restriction]
+
+    def ranges(self, guards, whole_text: bool, allowed: frozenset[int] | None = None):
+        """None: skip the pattern; else the (start, end) character ranges to search."""
+        if allowed is not None and not allowed:
+            return None
+        if guards:
+            if self.present.isdisjoint(guards):
+                return None
+            if whole_text or not self.aligned:
+                return [(0, len(self.text))]
+            present = [g for g in guards if g in self.present]
+            if len(present) == 1:
+                chosen = self.sentences_with(present[0])
+            else:
+                chosen = sorted({i for g in present for i in self.sentences_with(g)})
+            if allowed is not None:
+                chosen = [i for i in chosen if i in allowed]
+                if not chosen:
+                    return None
+        elif allowed is not None:
+            chosen = sorted(allowed)
+        else:
+            return [(0, len(self.text))]
+        if len(chosen) * 2 > len(self.starts):
+            return [(0, len(self.text))]
+        return self._merged(chosen)
+
+    def _merged(self, chosen) -> list[tuple[int, int]]:
+        ranges: list[list[int]] = []
+        for index in chosen:
+            start, end = self.starts[index], self.ends[index]
+            if ranges and ranges[-1][1] >= start - 1:
+                ranges[-1][1] = max(ranges[-1][1], end)
+            else:
+                ranges.append([start, end])
+        return [(start, end) for start, end in ranges]
+
+
+@Language.factory("lumbar_text_index")
+def make_text_index(nlp, name: str):
+    return TextIndexStep()
+
+
+class TextIndexStep:
+    """The pipeline step that puts a `TextIndex` on each Doc (doc._.lumbar_text_index). The
+    builder gives it every matcher's guard strings and the duration anchors (`index`), then
+    `compile()` builds the automaton, once."""
+
+    def __init__(self):
+        self._strings: set[str] = set()
+        self._automaton = None
+        self.compiled = False
+
+    def index(self, strings) -> None:
+        self._strings.update(s.casefold() for s in strings)
+        self.compiled = False
+
+    def compile(self) -> None:
+        import ahocorasick
+
+        automaton = None
+        if self._strings:
+            automaton = ahocorasick.Automaton()
+            for string in sorted(self._strings):
+                automaton.add_word(string, string)
+            automaton.make_automaton()
+        self._automaton, self.compiled = automaton, True
+
+    def __call__(self, doc):
+        if not self.compiled:
+            self.compile()
+        doc._.set(_EXTENSION, TextIndex(doc, self._automaton))
+        return doc
