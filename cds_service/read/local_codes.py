@@ -204,7 +204,7 @@ def _observation(item: dict, where: str) -> tuple[str, tuple[tuple[str, Any], ..
 def _valueset_id(item: dict, where: str) -> str:
     valueset = item.get("valueset")
     if not isinstance(valueset, str) or not valueset.strip():
-        raise LocalCodesError(f"{where}: 'valueset' must name a value set (a file in cds_service/read/valuesets/)")
+        raise LocalCodesError(f"{where}: 'valueset' must name a value set (a file in cds_service/rules/valuesets/)")
     return valueset.strip()
 
 

@@ -3,7 +3,7 @@
 
 Role in the data flow: read stage, the last resort of `read/orders.py`: used only when none of a
 draft order's codes is in a value set (docs/clinical-specification.md §2.2 (c)). The rules are data,
-`order_names.json` beside this module (regular expressions, each with a description and the
+`cds_service/rules/orders/order-names.json` (regular expressions, each with a description and the
 examples it must match); they are checked and compiled once, when this module is imported at
 start-up, so a broken rule stops the app rather than a request. Matching is pure text work: no I/O.
 
@@ -42,7 +42,7 @@ from cds_service.read.inputs import (
     XR,
 )
 
-RULES_FILE = Path(__file__).resolve().parent / "order_names.json"
+RULES_FILE = Path(__file__).resolve().parent.parent / "rules" / "orders" / "order-names.json"
 MODALITIES = frozenset({XR, CT, CT_MYELOGRAPHY, MRI})
 CONTRASTS = (UNSPECIFIED, WITHOUT_WITH, WITH, WITHOUT)  # the order in which contrast rules decide
 FIXED_CONTRAST = {XR: WITHOUT, CT_MYELOGRAPHY: WITH}
@@ -52,7 +52,7 @@ MAX_NAME_CHARS = 300
 
 
 class OrderNameRulesError(ValueError):
-    """order_names.json is malformed (raised at start-up, never per request)."""
+    """The order-names rules file is malformed (raised at start-up, never per request)."""
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ PURPOSES = frozenset({
     "negative-finding", "observation", "laterality", "body-site", "management",
 })
 EVIDENCE_RULES = frozenset({"current-sign", "history"})
-VALUESET_DIR = Path(__file__).resolve().parent
+VALUESET_DIR = Path(__file__).resolve().parent.parent / "rules" / "valuesets"
 
 
 class ValueSetError(ValueError):
@@ -259,7 +259,7 @@ def with_local_codes(base: ValueSets, local_codes: LocalCodes) -> ValueSets:
     for code in local_codes.codes:
         valueset = base.by_id.get(code.valueset)
         if valueset is None:
-            raise local_codes.error(code, f"no value set '{code.valueset}' (cds_service/read/valuesets/)")
+            raise local_codes.error(code, f"no value set '{code.valueset}' (cds_service/rules/valuesets/)")
         allowed = SECTION_PURPOSES[code.section]
         if valueset.purpose not in allowed:
             raise local_codes.error(code, f"value set '{code.valueset}' ({valueset.purpose}) is not one "
