@@ -33,23 +33,14 @@ from typing import Any
 
 import yaml
 
-from cds_service.read.inputs import (
-    CT,
-    CT_MYELOGRAPHY,
-    MRI,
-    UNSPECIFIED,
-    WITH,
-    WITHOUT,
-    WITHOUT_WITH,
-    XR,
-)
+from cds_service.vocabulary import Contrast, Modality
 
 ORDERS_VALUESET = "lumbar-imaging-orders"
 MEASURES_VALUESET = "observation-codes"
-MODALITIES = {"xr": XR, "ct": CT, "ct-myelography": CT_MYELOGRAPHY, "mri": MRI, "mr": MRI}
-CONTRASTS = (WITHOUT, WITH, WITHOUT_WITH, UNSPECIFIED)
+MODALITIES = {"xr": Modality.XR, "ct": Modality.CT, "ct-myelography": Modality.CT_MYELOGRAPHY, "mri": Modality.MRI, "mr": Modality.MRI}
+CONTRASTS = (Contrast.WITHOUT, Contrast.WITH, Contrast.WITHOUT_WITH, Contrast.UNSPECIFIED)
 # The contrast a modality always has (clinical-specification.md §2.2 table).
-FIXED_CONTRAST = {XR: WITHOUT, CT_MYELOGRAPHY: WITH}
+FIXED_CONTRAST = {Modality.XR: Contrast.WITHOUT, Modality.CT_MYELOGRAPHY: Contrast.WITH}
 MEASURES = ("post-void-residual", "body-temperature", "body-weight")
 LATERALITIES = ("left", "right", "bilateral")
 
@@ -164,7 +155,7 @@ def _order(item: dict, where: str) -> tuple[str, tuple[tuple[str, Any], ...]]:
     contrast = item.get("contrast")
     fixed = FIXED_CONTRAST.get(modality)
     if contrast is None:
-        contrast = fixed or UNSPECIFIED
+        contrast = fixed or Contrast.UNSPECIFIED
     elif contrast not in CONTRASTS:
         raise LocalCodesError(f"{where}: 'contrast' must be one of {', '.join(CONTRASTS)} (got {contrast!r})")
     elif fixed and contrast != fixed:

@@ -31,21 +31,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from cds_service.read.inputs import (
-    CT,
-    CT_MYELOGRAPHY,
-    MRI,
-    UNSPECIFIED,
-    WITH,
-    WITHOUT,
-    WITHOUT_WITH,
-    XR,
-)
+from cds_service.vocabulary import Contrast, Modality
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "rules" / "orders" / "order-names.json"
-MODALITIES = frozenset({XR, CT, CT_MYELOGRAPHY, MRI})
-CONTRASTS = (UNSPECIFIED, WITHOUT_WITH, WITH, WITHOUT)  # the order in which contrast rules decide
-FIXED_CONTRAST = {XR: WITHOUT, CT_MYELOGRAPHY: WITH}
+MODALITIES = frozenset({Modality.XR, Modality.CT, Modality.CT_MYELOGRAPHY, Modality.MRI})
+CONTRASTS = (Contrast.UNSPECIFIED, Contrast.WITHOUT_WITH, Contrast.WITH, Contrast.WITHOUT)  # the order in which contrast rules decide
+FIXED_CONTRAST = {Modality.XR: Contrast.WITHOUT, Modality.CT_MYELOGRAPHY: Contrast.WITH}
 SECTIONS = ("modality", "lumbar", "not_lumbar", "contrast")
 # Order names are short; a longer text is cut before any pattern sees it (bounded work per order).
 MAX_NAME_CHARS = 300
@@ -128,9 +119,9 @@ class OrderNameRules:
 
     def _contrast(self, text: str) -> str:
         found = {r.value for r in self.by_section["contrast"] if r.matches(text)}
-        if WITH in found and WITHOUT in found:
-            found.add(WITHOUT_WITH)
-        return next((c for c in CONTRASTS if c in found), UNSPECIFIED)
+        if Contrast.WITH in found and Contrast.WITHOUT in found:
+            found.add(Contrast.WITHOUT_WITH)
+        return next((c for c in CONTRASTS if c in found), Contrast.UNSPECIFIED)
 
 
 def _rule(section: str, number: int, raw: Any, where: str) -> NameRule:

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from jinja2 import DictLoader, Environment, StrictUndefined, TemplateSyntaxError
 
-from cds_service.decide.outcomes import TOPICS
+from cds_service import vocabulary
 
 REQUIRED_TOPIC_KEYS = ("topic", "display", "summary", "detail", "source")
 
@@ -54,7 +54,7 @@ class CardContent:
         templates["system_action_description"] = self.common["system_action_description"]
         templates["physical_therapy_description"] = self.common["physical_therapy"]["description"]
         self.topics: dict[str, Topic] = {}
-        for code in TOPICS:
+        for code in vocabulary.Topic:
             path = self.directory / f"{code}.yaml"
             if not path.is_file():
                 raise CardContentError(f"card content file missing: {path}")
