@@ -23,7 +23,6 @@ How a name is read (the file's `description` says the same):
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,18 +30,19 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from cds_service.rules.loader import RULES_DIR, RuleDataError, load_rule_file
+from cds_service.rules.schemas.order_names import SECTIONS, OrderNamesFile
 from cds_service.vocabulary import Contrast, Modality
 
-RULES_FILE = Path(__file__).resolve().parent.parent / "rules" / "orders" / "order-names.json"
-MODALITIES = frozenset({Modality.XR, Modality.CT, Modality.CT_MYELOGRAPHY, Modality.MRI})
-CONTRASTS = (Contrast.UNSPECIFIED, Contrast.WITHOUT_WITH, Contrast.WITH, Contrast.WITHOUT)  # the order in which contrast rules decide
+RULES_FILE = RULES_DIR / "orders" / "order-names.json"
+# the order in which contrast rules decide
+CONTRASTS = (Contrast.UNSPECIFIED, Contrast.WITHOUT_WITH, Contrast.WITH, Contrast.WITHOUT)
 FIXED_CONTRAST = {Modality.XR: Contrast.WITHOUT, Modality.CT_MYELOGRAPHY: Contrast.WITH}
-SECTIONS = ("modality", "lumbar", "not_lumbar", "contrast")
 # Order names are short; a longer text is cut before any pattern sees it (bounded work per order).
 MAX_NAME_CHARS = 300
 
 
-class OrderNameRulesError(ValueError):
+class OrderNameRulesError(RuleDataError):
     """The order-names rules file is malformed (raised at start-up, never per request)."""
 
 
@@ -124,44 +124,18 @@ class OrderNameRules:
         return next((c for c in CONTRASTS if c in found), Contrast.UNSPECIFIED)
 
 
-def _rule(section: str, number: int, raw: Any, where: str) -> NameRule:
-    where = f"{where}: {section} rule {number}"
-    if not isinstance(raw, dict):
-        raise OrderNameRulesError(f"{where}: must be an object")
-    description = raw.get("description")
-    if not isinstance(description, str) or not description.strip():
-        raise OrderNameRulesError(f"{where}: needs a 'description' (what the rule accepts)")
-    try:
-        pattern = re.compile(raw.get("pattern"), re.IGNORECASE)
-    except (TypeError, re.error) as error:
-        raise OrderNameRulesError(f"{where}: 'pattern' is not a regular expression ({error})") from None
-    value = raw.get(section) if section in ("modality", "contrast") else None
-    allowed = MODALITIES if section == "modality" else frozenset(CONTRASTS) if section == "contrast" else {None}
-    if value not in allowed:
-        raise OrderNameRulesError(f"{where}: '{section}' must be one of {sorted(allowed)} (got {value!r})")
-    absorbs = frozenset(raw.get("absorbs", ()))
-    if not absorbs <= MODALITIES:
-        raise OrderNameRulesError(f"{where}: 'absorbs' names unknown modalities {sorted(absorbs - MODALITIES)}")
-    examples = raw.get("examples", [])
-    if not isinstance(examples, list) or not all(isinstance(e, str) for e in examples):
-        raise OrderNameRulesError(f"{where}: 'examples' must be a list of names")
-    return NameRule(section=section, pattern=pattern, description=description, value=value,
-                    weak=bool(raw.get("weak", False)), absorbs=absorbs, examples=tuple(examples))
-
-
 def load_order_name_rules(path: Path = RULES_FILE) -> OrderNameRules:
-    try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise OrderNameRulesError(f"{Path(path).name}: not readable JSON ({error})") from None
-    if not isinstance(raw, dict) or not isinstance(raw.get("source"), str):
-        raise OrderNameRulesError(f"{Path(path).name}: must be an object with a 'source'")
+    """Read and check the rules file (schema: cds_service.rules.schemas.order_names), then compile it."""
+    checked = load_rule_file(path, OrderNamesFile, error=OrderNameRulesError)
     rules = []
     for section in SECTIONS:
-        items = raw.get(section)
-        if not isinstance(items, list) or not items:
-            raise OrderNameRulesError(f"{Path(path).name}: '{section}' must be a non-empty list of rules")
-        rules += [_rule(section, n, item, Path(path).name) for n, item in enumerate(items, start=1)]
+        for raw in getattr(checked, section):
+            value = getattr(raw, section, None) if section in ("modality", "contrast") else None
+            rules.append(NameRule(
+                section=section, pattern=re.compile(raw.pattern, re.IGNORECASE), description=raw.description,
+                value=value, weak=getattr(raw, "weak", False), absorbs=frozenset(getattr(raw, "absorbs", ())),
+                examples=tuple(raw.examples),
+            ))
     return OrderNameRules(rules)
 
 
