@@ -15,20 +15,22 @@ from cds_service.read.inputs import (
     PathwayInputs,
     RedFlagFact,
 )
+from cds_service.rules import windows
 from cds_service.vocabulary import RedFlagGroup
 
-SIX_WEEKS_DAYS = 42  # clinical-specification.md §5.7: "< 6 weeks (42 days)"
-REPEAT_WINDOW_DAYS = 365  # clinical-specification.md §5.4: "in the last 12 months"
+# The pathway's windows are defined in cds_service/rules/windows.py (the one place for them).
+SIX_WEEKS_DAYS = windows.SIX_WEEKS_DAYS
+REPEAT_WINDOW_DAYS = windows.REPEAT_WINDOW_DAYS
+WEIGHT_LOSS_WINDOW_DAYS = windows.WEIGHT_LOSS_WINDOW_DAYS
+MOTOR_GRADE_WINDOW_DAYS = windows.MOTOR_GRADE_WINDOW_DAYS
 ADULT_AGE = 18
 WEIGHT_LOSS_FRACTION = 0.05  # ">= 5 % body weight loss over 180 d"
-WEIGHT_LOSS_WINDOW_DAYS = 180
 OLDER_AGE = 50  # "age > 50 with weight loss" (clinical-specification.md §4, malignancy)
 # Over 50 a smaller loss counts, but not day-to-day scale variation (about 1 kg): below 2 % a
 # "loss" is noise, and flagging it would silence the 6-week warning for most older patients.
 OLDER_AGE_WEIGHT_LOSS_FRACTION = 0.02
 # Red-flag kinds whose active Condition states a condition lasting up to today (see counts_on).
 ONGOING_STATE_KINDS = frozenset({"long-term-steroids"})
-MOTOR_GRADE_WINDOW_DAYS = 365  # "worsening motor grade across serial observations (365 days)"
 
 
 def in_window(fact_date: date | None, window_days: int | None, reference: date) -> bool:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from cds_service.read.local_codes import SECTION_PURPOSES, LocalCodes
+from cds_service.rules import windows
 from cds_service.rules.loader import RULES_DIR, RuleDataError, load_rule_file
 from cds_service.rules.schemas.valueset import (
     ICD10CM,
@@ -143,6 +144,18 @@ class ValueSets:
                     if not entry.exclude:
                         found = found + (entry,)
         return found
+
+    def measure_windows(self) -> dict[str, int]:
+        """The look-back window of each measure: the value sets' own, else the defaults of
+        cds_service.rules.windows (the one place for them)."""
+        observation = self.by_id["observation-codes"].extra
+        fever = self.by_id["infection-fever"].window_days
+        return {
+            "body-temperature": fever or windows.FEVER_WINDOW_DAYS,
+            "body-weight": observation.get("weight_loss_window_days") or windows.WEIGHT_LOSS_WINDOW_DAYS,
+            "post-void-residual": ((observation.get("post_void_residual") or {}).get("window_days")
+                                   or windows.POST_VOID_RESIDUAL_WINDOW_DAYS),
+        }
 
     def lookup_coding(self, coding: Any) -> tuple[Entry, ...]:
         if not isinstance(coding, dict):
