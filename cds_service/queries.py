@@ -8,22 +8,19 @@ value sets to `gather`'s planner and `decide`'s windows), then used by discovery
 
 from __future__ import annotations
 
-from cds_service.decide.facts import REPEAT_WINDOW_DAYS, WEIGHT_LOSS_WINDOW_DAYS
 from cds_service.gather.planner import KeyPlan, QueryPlan, SearchQuery, coded_keys
 from cds_service.hooks.registry import PREFETCH_TEMPLATES
 from cds_service.read.valuesets import ValueSets
+from cds_service.rules.windows import (
+    MANAGEMENT_LOOKBACK_DAYS,
+    MEDICATION_LOOKBACK_DAYS,
+    NOTES_LOOKBACK_DAYS,
+    REPEAT_WINDOW_DAYS,
+    WEIGHT_LOSS_WINDOW_DAYS,
+)
 
-# Medication records: a course counts in the 12 months before the reference date when it
-# overlaps them; one authored up to a year before that window (courses up to a year long) or
-# still active covers every such course. Two searches, merged.
-MEDICATION_LOOKBACK_DAYS = 730
-# Prior management (physical therapy referrals and visits) is asked for over the same two years:
-# an episode's management older than that is not fetched (clinical-specification.md §8.4).
-MANAGEMENT_LOOKBACK_DAYS = 730
 # Codes a referral is searched by: procedure codes (SNOMED CT, CPT); drugs and service types are not.
 REFERRAL_SYSTEMS = frozenset({"http://snomed.info/sct", "http://www.ama-assn.org/go/cpt"})
-# Clinical notes (clinical-specification.md §9.1): those written in the last 90 days.
-NOTES_LOOKBACK_DAYS = 90
 
 
 # Procedure codes (CPT) name what was done, never what was observed: not asked for on Observation.
@@ -42,15 +39,6 @@ def _codes(valuesets: ValueSets, purposes: set[str]) -> list[str]:
     return found
 
 
-def _measure_windows(valuesets: ValueSets) -> dict[str, int]:
-    extra = valuesets["observation-codes"].extra
-    return {
-        "body-temperature": valuesets["infection-fever"].window_days or 14,
-        "body-weight": extra.get("weight_loss_window_days", WEIGHT_LOSS_WINDOW_DAYS),
-        "post-void-residual": (extra.get("post_void_residual") or {}).get("window_days") or 14,
-    }
-
-
 def build_query_plan(valuesets: ValueSets, settings: dict) -> QueryPlan:
     plan = QueryPlan()
     plan.add(KeyPlan("patient", PREFETCH_TEMPLATES["patient"], "Patient", required=True))
@@ -60,7 +48,7 @@ def build_query_plan(valuesets: ValueSets, settings: dict) -> QueryPlan:
     # Vital signs and measurements: one key (one discovery template), and for the service's own
     # fetch one search per look-back window (temperature and post-void residual: 14 days;
     # weight: 180 days), so a long record's years of vital signs are not paged through.
-    windows = _measure_windows(valuesets)
+    windows = valuesets.measure_windows()
     by_window: dict[int, list[str]] = {}
     for entry in valuesets.entries_by_id["observation-codes"]:
         if entry.match == "exact":

@@ -3,8 +3,9 @@ functions stay small.
 
 Stages, in the order a hook call flows through them (docs/architecture.md):
 hooks < security < gather < read < decide < render < web < governance < top level (app, cli,
-pipeline): governance sits beside the flow and its HTTP endpoints use the web edge's helpers. A module may import its own stage and lower ones only; `config`, `logs`, `metrics` and the
-package root are shared utilities that every stage may use.
+pipeline): governance sits beside the flow and its HTTP endpoints use the web edge's helpers. A module may import its own stage and lower ones only; `config`, `logs`, `metrics`, `vocabulary` (the
+shared words), `rules` (the rule data, its schemas and loader) and the package root are shared
+utilities that every stage may use.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ RANK = {
     "hooks": 0, "security": 1, "gather": 2, "read": 3, "decide": 4, "render": 5,
     "web": 6, "governance": 7, "app": 8, "cli": 8, "pipeline": 8, "queries": 8,
 }
-SHARED = {"", "config", "logs", "metrics"}
+SHARED = {"", "config", "logs", "metrics", "vocabulary", "rules"}
 MAX_MODULE_LINES = 400
 MAX_CLASS_LINES = 200
 MAX_FUNCTION_LINES = 60  # a function or method, its signature and docstring included (issue 18)

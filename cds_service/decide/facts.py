@@ -10,27 +10,27 @@ from dataclasses import dataclass
 from datetime import date
 
 from cds_service.read.inputs import (
-    MALIGNANCY,
-    NEURO_DEFICIT,
     Evidence,
     Measurement,
     PathwayInputs,
     RedFlagFact,
 )
+from cds_service.rules import windows
+from cds_service.vocabulary import RedFlagGroup
 
-SIX_WEEKS_DAYS = 42  # clinical-specification.md §5.7: "< 6 weeks (42 days)"
-REPEAT_WINDOW_DAYS = 365  # clinical-specification.md §5.4: "in the last 12 months"
+# The pathway's windows are defined in cds_service/rules/windows.py (the one place for them).
+SIX_WEEKS_DAYS = windows.SIX_WEEKS_DAYS
+REPEAT_WINDOW_DAYS = windows.REPEAT_WINDOW_DAYS
+WEIGHT_LOSS_WINDOW_DAYS = windows.WEIGHT_LOSS_WINDOW_DAYS
+MOTOR_GRADE_WINDOW_DAYS = windows.MOTOR_GRADE_WINDOW_DAYS
 ADULT_AGE = 18
 WEIGHT_LOSS_FRACTION = 0.05  # ">= 5 % body weight loss over 180 d"
-WEIGHT_LOSS_WINDOW_DAYS = 180
 OLDER_AGE = 50  # "age > 50 with weight loss" (clinical-specification.md §4, malignancy)
 # Over 50 a smaller loss counts, but not day-to-day scale variation (about 1 kg): below 2 % a
 # "loss" is noise, and flagging it would silence the 6-week warning for most older patients.
 OLDER_AGE_WEIGHT_LOSS_FRACTION = 0.02
 # Red-flag kinds whose active Condition states a condition lasting up to today (see counts_on).
 ONGOING_STATE_KINDS = frozenset({"long-term-steroids"})
-MOTOR_GRADE_WINDOW_DAYS = 365  # "worsening motor grade across serial observations (365 days)"
-
 
 
 def in_window(fact_date: date | None, window_days: int | None, reference: date) -> bool:
@@ -92,7 +92,7 @@ def trend_red_flags(inputs: PathwayInputs) -> list[RedFlagFact]:
     # Malignancy: >= 5 % body weight loss over 180 days: the latest weight against the heaviest
     # earlier weight inside the window.
     weights = _dated(inputs.measurements, "body-weight-kg", ref, WEIGHT_LOSS_WINDOW_DAYS)
-    if len(weights) >= 2 and (MALIGNANCY, "weight-loss-measured") not in present:
+    if len(weights) >= 2 and (RedFlagGroup.MALIGNANCY, "weight-loss-measured") not in present:
         latest = weights[-1]
         earlier = [w for w in weights[:-1] if w.evidence.date < latest.evidence.date and w.value > 0]
         if earlier:
@@ -111,19 +111,19 @@ def trend_red_flags(inputs: PathwayInputs) -> list[RedFlagFact]:
                 kind, label = "weight-loss-over-50", f"Age {age} with {change}"
             if kind:
                 flags.append(RedFlagFact(
-                    group=MALIGNANCY, kind=kind, label=label,
+                    group=RedFlagGroup.MALIGNANCY, kind=kind, label=label,
                     evidence=latest.evidence, window_days=WEIGHT_LOSS_WINDOW_DAYS,
                 ))
 
     # Neurological deficit: a motor grade lower than an earlier grade within 365 days.
     grades = _dated(inputs.measurements, "motor-grade", ref, MOTOR_GRADE_WINDOW_DAYS)
-    if len(grades) >= 2 and (NEURO_DEFICIT, "motor-grade-worsening") not in present:
+    if len(grades) >= 2 and (RedFlagGroup.NEURO_DEFICIT, "motor-grade-worsening") not in present:
         latest = grades[-1]
         earlier = [g for g in grades[:-1] if g.evidence.date < latest.evidence.date]
         if earlier and latest.value < max(g.value for g in earlier):
             best = max(earlier, key=lambda g: g.value)
             flags.append(RedFlagFact(
-                group=NEURO_DEFICIT, kind="motor-grade-worsening",
+                group=RedFlagGroup.NEURO_DEFICIT, kind="motor-grade-worsening",
                 label=(
                     f"Worsening motor grade ({best.value:g}/5 on {best.evidence.date.isoformat()} "
                     f"to {latest.value:g}/5)"

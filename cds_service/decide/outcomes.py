@@ -17,26 +17,15 @@ from cds_service.read.inputs import (
     PriorImaging,
     RedFlagFact,
 )
+from cds_service.vocabulary import Indicator, Rating, SuggestionKind, Topic
 
-# --- Topics (clinical-specification.md §7) ------------------------------------------------------------
-CAUDA_EQUINA_RISK = "cauda-equina-risk"
-IMAGING_BEFORE_6_WEEKS = "imaging-before-6-weeks"
-PREFER_MRI = "prefer-mri-without-contrast"
-REPEAT_IMAGING = "repeat-imaging"
-DURATION_UNKNOWN = "symptom-duration-unknown"
-NO_PRIOR_MANAGEMENT = "no-prior-management"
-TOPICS = (CAUDA_EQUINA_RISK, IMAGING_BEFORE_6_WEEKS, PREFER_MRI, REPEAT_IMAGING, DURATION_UNKNOWN,
-          NO_PRIOR_MANAGEMENT)
-
-# --- Ratings (Argonaut PAMA guidance, clinical-specification.md §7) -----------------------------------
-APPROPRIATE = "appropriate"
-NOT_APPROPRIATE = "not-appropriate"
-NO_CRITERIA_APPLY = "no-criteria-apply"
-
-# --- Suggestion kinds (rendered by `render`) ---------------------------------------------------
-SUGGEST_UPDATE_TO_MRI = "update-to-mri-without-contrast"
-SUGGEST_DELETE_AND_REFER = "delete-and-refer-to-physical-therapy"
-SUGGEST_DELETE = "delete-order"
+# Topics, ratings and suggestion kinds are defined once, in cds_service.vocabulary (§7); these
+# names stay for the modules and tests that still import them from here (the members themselves).
+(CAUDA_EQUINA_RISK, IMAGING_BEFORE_6_WEEKS, PREFER_MRI, REPEAT_IMAGING, DURATION_UNKNOWN,
+ NO_PRIOR_MANAGEMENT) = Topic
+TOPICS = tuple(Topic)
+APPROPRIATE, NOT_APPROPRIATE, NO_CRITERIA_APPLY = Rating
+SUGGEST_UPDATE_TO_MRI, SUGGEST_DELETE_AND_REFER, SUGGEST_DELETE = SuggestionKind
 
 # --- Why no card / which branch (machine-readable, for tests and the governance store) -------
 REASON_UNDER_18 = "under-18"
@@ -52,15 +41,15 @@ class Alternative:
     modality: str
     contrast: str
     priority: str | None
-    rating: str
+    rating: Rating
 
 
 @dataclass
 class OrderDecision:
     order: ImagingOrder
-    topic: str | None
-    indicator: str | None
-    rating: str | None
+    topic: Topic | None
+    indicator: Indicator | None
+    rating: Rating | None
     acr_variant: str | None
     reason: str  # the branch taken (a topic code or one of the REASON_* constants)
     evidence: list[Evidence] = field(default_factory=list)  # the facts that drove the decision
@@ -70,7 +59,7 @@ class OrderDecision:
     alternative: Alternative | None = None
     # A second alternative where the variant makes contrast usually appropriate too (5, 7).
     contrast_alternative: Alternative | None = None
-    suggestion: str | None = None  # one of SUGGEST_*
+    suggestion: SuggestionKind | None = None
     age: int | None = None
     onset: date | None = None
     onset_is_lower_bound: bool = False  # onset taken from a recordedDate

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from cds_service.read.inputs import CAUDA_EQUINA, Evidence, RedFlagFact
+from cds_service.read.inputs import Evidence, RedFlagFact
+from cds_service.vocabulary import Assertion, RedFlagGroup
 
 # §9.3: history red flags count from a historical mention; current signs do not. Immunosuppression
 # is among them: its value set counts at any time (a transplant in 2018 still immunosuppresses).
@@ -42,7 +43,7 @@ HISTORY_GROUPS = frozenset({
 # §9.3: an uncertain mention of these is suspected cauda equina (bilateral sciatica is a sign of
 # its own, and "possible bilateral sciatica" is not a suspicion of the syndrome).
 NOT_SUSPECTED = frozenset({"cauda-equina-bilateral-sciatica"})
-POSITIVE = frozenset({"affirmed", "historical"})
+POSITIVE = frozenset({Assertion.AFFIRMED, Assertion.HISTORICAL})
 # §9.5: a duration counts for the episode when an episode mention is this close to it in the same
 # clause, or the text belongs to an episode record; and only from a source written in the last 90 days.
 EPISODE_NEAR_CHARS = 100
@@ -85,7 +86,7 @@ def evidence_of(source: TextSource, display: str, snippet: str) -> Evidence:
 
 def affirms_episode(found: list) -> Any:
     """The first affirmed episode mention (low back pain, sciatica, radiculopathy), or None."""
-    return next((f for _, f in found if f.group == "qualifying-episode" and f.assertion == "affirmed"), None)
+    return next((f for _, f in found if f.group == "qualifying-episode" and f.assertion == Assertion.AFFIRMED), None)
 
 
 def apply_findings(ctx: Any, source: TextSource, found: list) -> None:
@@ -108,16 +109,16 @@ def apply_findings(ctx: Any, source: TextSource, found: list) -> None:
         if valueset is None or valueset.purpose != "red-flag":
             continue
         label = valueset.label
-        if assertion == "affirmed" and (source.current or not valueset.current_sign):
+        if assertion == Assertion.AFFIRMED and (source.current or not valueset.current_sign):
             positives.add(group)
             facts.append((group, False, finding, label))
-        elif assertion == "historical" and group in HISTORY_GROUPS:
+        elif assertion == Assertion.HISTORICAL and group in HISTORY_GROUPS:
             positives.add(group)
             facts.append((group, False, finding, label))
-        elif assertion == "uncertain" and valueset.group == CAUDA_EQUINA and group not in NOT_SUSPECTED:
+        elif assertion == Assertion.UNCERTAIN and valueset.group == RedFlagGroup.CAUDA_EQUINA and group not in NOT_SUSPECTED:
             positives.add(group)
             facts.append((group, False, finding, f"Suspected {label[0].lower()}{label[1:]}"))
-        elif assertion == "negated":
+        elif assertion == Assertion.NEGATED:
             facts.append((group, True, finding, label))
     seen: set[tuple[str, bool]] = set()
     for group, negated, finding, label in facts:

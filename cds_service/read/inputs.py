@@ -11,17 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-# Red-flag groups (clinical-specification.md §5).
-CAUDA_EQUINA = "cauda-equina"
-NEURO_DEFICIT = "neurological-deficit"
-INFECTION = "infection"
-MALIGNANCY = "malignancy"
-FRACTURE = "fracture"
-RED_FLAG_GROUPS = (CAUDA_EQUINA, NEURO_DEFICIT, INFECTION, MALIGNANCY, FRACTURE)
+from cds_service.vocabulary import Contrast, Modality, RecognisedBy, RedFlagGroup
 
-# Modalities and contrast of lumbar spine imaging orders (clinical-specification.md §10).
-XR, CT, CT_MYELOGRAPHY, MRI = "XR", "CT", "CT-myelography", "MRI"
-WITHOUT, WITH, WITHOUT_WITH, UNSPECIFIED = "without", "with", "without-with", "unspecified"
+# The words are defined once, in cds_service.vocabulary; these names stay for the modules and
+# tests that still import them from here (the members themselves, not copies).
+CAUDA_EQUINA, NEURO_DEFICIT, INFECTION, MALIGNANCY, FRACTURE = RedFlagGroup
+RED_FLAG_GROUPS = tuple(RedFlagGroup)
+XR, CT, CT_MYELOGRAPHY, MRI = Modality
+WITHOUT, WITH, WITHOUT_WITH, UNSPECIFIED = Contrast
 
 
 @dataclass(frozen=True)
@@ -102,7 +99,7 @@ class ImagingOrder:
     priority: str | None = None
     authored_on: date | None = None
     resource: dict = field(default_factory=dict, compare=False, repr=False)  # raw JSON, for updates
-    recognised_by: str = "code"  # "code" | "local-code" | "name" (clinical-specification.md §2.2)
+    recognised_by: str = RecognisedBy.CODE  # how it was recognised (clinical-specification.md §2.2)
 
 
 @dataclass

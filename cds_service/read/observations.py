@@ -175,13 +175,13 @@ def _post_void_residual(ctx: ReadContext, resource: dict, ref: str, when: date |
             system=coding.get("system"), display=coding.get("display"), date=when,
             text=f"Post-void residual {ml:g} mL",
         )
-        ctx.red_flag(retention, evidence, window_days=config.get("window_days"))
+        ctx.red_flag(retention, evidence, window_days=ctx.vs.measure_windows()["post-void-residual"])
 
 
 def weight_loss(ctx: ReadContext) -> None:
     """>= 5 % body weight lost within 180 days (clinical-specification.md §5, malignancy)."""
     config = ctx.vs["observation-codes"].extra
-    window = config.get("weight_loss_window_days", 180)
+    window = ctx.vs.measure_windows()["body-weight"]
     start = ctx.inputs.reference_date - timedelta(days=window)
     weights = sorted((w for w in ctx.weights if start <= w[0] <= ctx.inputs.reference_date),
                      key=lambda w: w[0])

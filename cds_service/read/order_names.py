@@ -3,7 +3,7 @@
 
 Role in the data flow: read stage, the last resort of `read/orders.py`: used only when none of a
 draft order's codes is in a value set (docs/clinical-specification.md §2.2 (c)). The rules are data,
-`order_names.json` beside this module (regular expressions, each with a description and the
+`cds_service/rules/orders/order-names.json` (regular expressions, each with a description and the
 examples it must match); they are checked and compiled once, when this module is imported at
 start-up, so a broken rule stops the app rather than a request. Matching is pure text work: no I/O.
 
@@ -23,7 +23,6 @@ How a name is read (the file's `description` says the same):
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,28 +30,20 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from cds_service.read.inputs import (
-    CT,
-    CT_MYELOGRAPHY,
-    MRI,
-    UNSPECIFIED,
-    WITH,
-    WITHOUT,
-    WITHOUT_WITH,
-    XR,
-)
+from cds_service.rules.loader import RULES_DIR, RuleDataError, load_rule_file
+from cds_service.rules.schemas.order_names import SECTIONS, OrderNamesFile
+from cds_service.vocabulary import Contrast, Modality
 
-RULES_FILE = Path(__file__).resolve().parent / "order_names.json"
-MODALITIES = frozenset({XR, CT, CT_MYELOGRAPHY, MRI})
-CONTRASTS = (UNSPECIFIED, WITHOUT_WITH, WITH, WITHOUT)  # the order in which contrast rules decide
-FIXED_CONTRAST = {XR: WITHOUT, CT_MYELOGRAPHY: WITH}
-SECTIONS = ("modality", "lumbar", "not_lumbar", "contrast")
+RULES_FILE = RULES_DIR / "orders" / "order-names.json"
+# the order in which contrast rules decide
+CONTRASTS = (Contrast.UNSPECIFIED, Contrast.WITHOUT_WITH, Contrast.WITH, Contrast.WITHOUT)
+FIXED_CONTRAST = {Modality.XR: Contrast.WITHOUT, Modality.CT_MYELOGRAPHY: Contrast.WITH}
 # Order names are short; a longer text is cut before any pattern sees it (bounded work per order).
 MAX_NAME_CHARS = 300
 
 
-class OrderNameRulesError(ValueError):
-    """order_names.json is malformed (raised at start-up, never per request)."""
+class OrderNameRulesError(RuleDataError):
+    """The order-names rules file is malformed (raised at start-up, never per request)."""
 
 
 @dataclass(frozen=True)
@@ -128,49 +119,23 @@ class OrderNameRules:
 
     def _contrast(self, text: str) -> str:
         found = {r.value for r in self.by_section["contrast"] if r.matches(text)}
-        if WITH in found and WITHOUT in found:
-            found.add(WITHOUT_WITH)
-        return next((c for c in CONTRASTS if c in found), UNSPECIFIED)
-
-
-def _rule(section: str, number: int, raw: Any, where: str) -> NameRule:
-    where = f"{where}: {section} rule {number}"
-    if not isinstance(raw, dict):
-        raise OrderNameRulesError(f"{where}: must be an object")
-    description = raw.get("description")
-    if not isinstance(description, str) or not description.strip():
-        raise OrderNameRulesError(f"{where}: needs a 'description' (what the rule accepts)")
-    try:
-        pattern = re.compile(raw.get("pattern"), re.IGNORECASE)
-    except (TypeError, re.error) as error:
-        raise OrderNameRulesError(f"{where}: 'pattern' is not a regular expression ({error})") from None
-    value = raw.get(section) if section in ("modality", "contrast") else None
-    allowed = MODALITIES if section == "modality" else frozenset(CONTRASTS) if section == "contrast" else {None}
-    if value not in allowed:
-        raise OrderNameRulesError(f"{where}: '{section}' must be one of {sorted(allowed)} (got {value!r})")
-    absorbs = frozenset(raw.get("absorbs", ()))
-    if not absorbs <= MODALITIES:
-        raise OrderNameRulesError(f"{where}: 'absorbs' names unknown modalities {sorted(absorbs - MODALITIES)}")
-    examples = raw.get("examples", [])
-    if not isinstance(examples, list) or not all(isinstance(e, str) for e in examples):
-        raise OrderNameRulesError(f"{where}: 'examples' must be a list of names")
-    return NameRule(section=section, pattern=pattern, description=description, value=value,
-                    weak=bool(raw.get("weak", False)), absorbs=absorbs, examples=tuple(examples))
+        if Contrast.WITH in found and Contrast.WITHOUT in found:
+            found.add(Contrast.WITHOUT_WITH)
+        return next((c for c in CONTRASTS if c in found), Contrast.UNSPECIFIED)
 
 
 def load_order_name_rules(path: Path = RULES_FILE) -> OrderNameRules:
-    try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise OrderNameRulesError(f"{Path(path).name}: not readable JSON ({error})") from None
-    if not isinstance(raw, dict) or not isinstance(raw.get("source"), str):
-        raise OrderNameRulesError(f"{Path(path).name}: must be an object with a 'source'")
+    """Read and check the rules file (schema: cds_service.rules.schemas.order_names), then compile it."""
+    checked = load_rule_file(path, OrderNamesFile, error=OrderNameRulesError)
     rules = []
     for section in SECTIONS:
-        items = raw.get(section)
-        if not isinstance(items, list) or not items:
-            raise OrderNameRulesError(f"{Path(path).name}: '{section}' must be a non-empty list of rules")
-        rules += [_rule(section, n, item, Path(path).name) for n, item in enumerate(items, start=1)]
+        for raw in getattr(checked, section):
+            value = getattr(raw, section, None) if section in ("modality", "contrast") else None
+            rules.append(NameRule(
+                section=section, pattern=re.compile(raw.pattern, re.IGNORECASE), description=raw.description,
+                value=value, weak=getattr(raw, "weak", False), absorbs=frozenset(getattr(raw, "absorbs", ())),
+                examples=tuple(raw.examples),
+            ))
     return OrderNameRules(rules)
 
 

@@ -29,6 +29,7 @@ from cds_service.read.free_text import (
 )
 from cds_service.read.inputs import EpisodeCondition, Evidence, ImagingOrder
 from cds_service.read.order_names import NameMatch, recognise_order_name
+from cds_service.vocabulary import RecognisedBy
 
 
 def read_orders(ctx: ReadContext) -> tuple[list[ImagingOrder], list[tuple[str, dict]], list[str]]:
@@ -60,11 +61,11 @@ def read_orders(ctx: ReadContext) -> tuple[list[ImagingOrder], list[tuple[str, d
             entry = matches[0]
             modality, contrast = entry.attr("modality"), entry.attr("contrast")
             code = ctx.evidence(ref, resource, entry, authored)
-            recognised_by = "local-code" if entry.entry.local else "code"
+            recognised_by = RecognisedBy.LOCAL_CODE if entry.entry.local else RecognisedBy.CODE
         else:
             modality, contrast = named.modality, named.contrast
             code = name_evidence(ref, resource, named, authored)
-            recognised_by = "name"
+            recognised_by = RecognisedBy.NAME
         judged.append(ImagingOrder(
             reference=ref, modality=modality, contrast=contrast, code=code, priority=priority,
             authored_on=authored, resource=resource, recognised_by=recognised_by,

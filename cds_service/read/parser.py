@@ -61,10 +61,9 @@ def parse_inputs(request: HookRequest, gathered: GatheredData, valuesets: ValueS
     pid = ctx.request.patient_id
     ctx.patient_refs = {f"Patient/{pid}", f"urn:uuid:{pid}"}
     ctx.patient_suffix = f"/Patient/{pid}"  # absolute references: <base>/Patient/<id>
-    ctx.vital_sign_windows = {
-        "body-temperature": ctx.vs["infection-fever"].window_days,
-        "body-weight": ctx.vs["observation-codes"].extra.get("weight_loss_window_days", 180),
-    }
+    # A post-void residual is read whatever its age: its fact carries its own window.
+    windows = valuesets.measure_windows()
+    ctx.vital_sign_windows = {key: windows[key] for key in ("body-temperature", "body-weight")}
     orders, order_resources, skipped = read_orders(ctx)
     dates = [o.authored_on for o in orders if o.authored_on]
     ctx.inputs = PathwayInputs(

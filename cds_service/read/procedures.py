@@ -11,15 +11,16 @@ from datetime import date
 
 from cds_service.read.context import Hit, ReadContext
 from cds_service.read.fhir import concepts_of, first_date, modality_code, one_per_valueset, text_of
-from cds_service.read.inputs import CT, CT_MYELOGRAPHY, MRI, Evidence, PriorImaging
+from cds_service.read.inputs import Evidence, PriorImaging
 from cds_service.read.management import add_management
+from cds_service.vocabulary import Modality
 
 IGNORED_PROCEDURE_STATUS = frozenset({"not-done", "entered-in-error", "preparation"})
 IGNORED_REPORT_STATUS = frozenset({"entered-in-error", "cancelled"})
 IGNORED_STUDY_STATUS = frozenset({"entered-in-error", "cancelled"})
 
-PRIOR_IMAGING_MODALITIES = frozenset({CT, CT_MYELOGRAPHY, MRI})
-DICOM_MODALITY = {"MR": MRI, "CT": CT}
+PRIOR_IMAGING_MODALITIES = frozenset({Modality.CT, Modality.CT_MYELOGRAPHY, Modality.MRI})
+DICOM_MODALITY = {"MR": Modality.MRI, "CT": Modality.CT}
 DICOM_SYSTEM = "http://dicom.nema.org/resources/ontology/DCM"
 
 

@@ -28,7 +28,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from cds_service.decide.outcomes import DURATION_UNKNOWN, OrderDecision
+from cds_service.decide.outcomes import OrderDecision
 from cds_service.render.actions import (
     PAMA_CONSULT_ID_URL,
     PAMA_RATING_SYSTEM,
@@ -41,6 +41,7 @@ from cds_service.render.context import CardContext
 from cds_service.render.evidence import typeset
 from cds_service.render.suggestions import build_suggestions
 from cds_service.render.text import SUMMARY_MAX, md, new_uuid, plain, prune
+from cds_service.vocabulary import Topic
 
 __all__ = ["PAMA_CONSULT_ID_URL", "PAMA_RATING_SYSTEM", "PAMA_RATING_URL", "CardContentError", "CardRenderer",
            "RenderedOrder"]
@@ -126,7 +127,7 @@ class CardRenderer:
             card["suggestions"] = suggestions
             card["selectionBehavior"] = "at-most-one"
         # Override reasons only where the card advises against the order as placed.
-        if topic.override_reasons and decision.topic != DURATION_UNKNOWN:
+        if topic.override_reasons and decision.topic != Topic.DURATION_UNKNOWN:
             card["overrideReasons"] = copy.deepcopy(topic.override_reasons)
         return prune(card), tuple(s["uuid"] for s in suggestions)
 

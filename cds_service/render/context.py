@@ -13,9 +13,9 @@ from datetime import date, timedelta
 
 from cds_service.decide.outcomes import OrderDecision
 from cds_service.decide.variants import study_key
-from cds_service.read.inputs import CT, CT_MYELOGRAPHY, MRI, WITHOUT, XR
 from cds_service.render.evidence import EvidenceWords, day, reassess, words
 from cds_service.render.text import md, plain
+from cds_service.vocabulary import Contrast, Modality, RedFlagGroup, Topic
 
 
 def unique(phrases) -> list[str]:
@@ -95,15 +95,15 @@ class CardContext:
         alternative = decision.alternative
         prior = decision.prior_imaging
         onset_ref = decision.onset_evidence.reference if decision.onset_evidence else None
-        cauda = [f for f in decision.red_flags if f.group == "cauda-equina"]
-        signs = cauda if decision.topic == "cauda-equina-risk" else decision.red_flags
+        cauda = [f for f in decision.red_flags if f.group == RedFlagGroup.CAUDA_EQUINA]
+        signs = cauda if decision.topic == Topic.CAUDA_EQUINA_RISK else decision.red_flags
         key = study_key(order.modality, order.contrast)
         return {
             "order": self.order_name(decision),
-            "order_is_ct": order.modality in (CT, CT_MYELOGRAPHY),
-            "order_is_xr": order.modality == XR,
-            "order_is_mri": order.modality == MRI,
-            "order_is_mri_without": key == study_key(MRI, WITHOUT),
+            "order_is_ct": order.modality in (Modality.CT, Modality.CT_MYELOGRAPHY),
+            "order_is_xr": order.modality == Modality.XR,
+            "order_is_mri": order.modality == Modality.MRI,
+            "order_is_mri_without": key == study_key(Modality.MRI, Contrast.WITHOUT),
             "order_is_stat": order.priority == "stat",
             "order_priority": common["priority_labels"].get(order.priority or "", plain(order.priority, 20)),
             "rating": decision.rating or "",

@@ -5,16 +5,12 @@ Role in the data flow: render stage (docs/clinical-specification.md section 7.4)
 
 from __future__ import annotations
 
-from cds_service.decide.outcomes import (
-    SUGGEST_DELETE,
-    SUGGEST_DELETE_AND_REFER,
-    SUGGEST_UPDATE_TO_MRI,
-    OrderDecision,
-)
+from cds_service.decide.outcomes import OrderDecision
 from cds_service.decide.variants import study_key
 from cds_service.render.actions import physical_therapy_referral, updated_order
 from cds_service.render.content import CardContent, Topic
 from cds_service.render.text import new_uuid, plain
+from cds_service.vocabulary import SuggestionKind
 
 
 def build_suggestions(content: CardContent, decision: OrderDecision, topic: Topic, context: dict,
@@ -27,7 +23,7 @@ def build_suggestions(content: CardContent, decision: OrderDecision, topic: Topi
     order = decision.order
     actions: list[dict] = []
     label = topic.suggestion_label
-    if kind == SUGGEST_UPDATE_TO_MRI and decision.alternative:
+    if kind == SuggestionKind.UPDATE_TO_MRI and decision.alternative:
         alternative = decision.alternative
         if study_key(alternative.modality, alternative.contrast) == study_key(order.modality, order.contrast):
             label = topic.priority_suggestion_label or label  # same study, new priority
@@ -36,14 +32,14 @@ def build_suggestions(content: CardContent, decision: OrderDecision, topic: Topi
             "description": label,
             "resource": updated_order(decision, alternative, content.common["suggested_studies"]),
         })
-    elif kind in (SUGGEST_DELETE, SUGGEST_DELETE_AND_REFER):
+    elif kind in (SuggestionKind.DELETE, SuggestionKind.DELETE_AND_REFER):
         describe = content.templates.get(f"{decision.topic}/delete_description")
         actions.append({
             "type": "delete",
             "description": plain(describe.render(context)) if describe else topic.suggestion_label,
             "resourceId": [order.reference],
         })
-        if kind == SUGGEST_DELETE_AND_REFER:
+        if kind == SuggestionKind.DELETE_AND_REFER:
             actions.append({
                 "type": "create",
                 "description": plain(content.templates["physical_therapy_description"].render(context)),

@@ -30,7 +30,7 @@ def test_every_group_has_a_file_and_a_source():
 
 
 def test_groups_match_the_value_sets():
-    valuesets = {p.stem for d in ("cds_service/read/valuesets", "cds_service/valuesets") for p in (REPO / d).glob("*.json")}
+    valuesets = {p.stem for d in ("cds_service/rules/valuesets", "cds_service/valuesets") for p in (REPO / d).glob("*.json")}
     if not valuesets:
         pytest.skip("value sets not found")
     assert GROUPS - {"conservative-care"} <= valuesets

@@ -1,14 +1,12 @@
-"""Value sets as data: load the JSON files beside this module into O(1) code lookups.
+"""Value sets as data: the files of cds_service/rules/valuesets/ loaded into O(1) code lookups.
 
 Role in the data flow: loaded once at start-up (`load_valuesets()` is cached); the parser asks
 `ValueSets.lookup(system, code)` for every coding it meets on the raw FHIR JSON, so the lookup must
 never loop over the entries (clinical-specification.md §10: value sets are data, one file per value set).
 
-Each file is a FHIR-ValueSet-like JSON object: `id`, `title`, `purpose`, `source` (where the codes
-come from, what was verified), `entries` of {system, code, display, match: exact|prefix} plus the
-purpose's own attributes (modality/contrast, laterality, ...). Red-flag files add `group`, `kind`,
-`label`, `window_days` (null: any time) and `evidence_rule` ("current-sign" needs an active
-clinical status; "history" counts whatever the status; clinical-specification.md §3).
+Each file is checked against its schema, `cds_service.rules.schemas.valueset.ValueSetFile` (the
+keys a value set and its entries may have; a bad file stops the start-up naming the file and the
+entry).
 
 Matching: exact codes are keys of a dict keyed by (system, normalised code). ICD-10-CM prefix
 entries ("M46.2", "C4") are keys of a second dict; a code is checked against each of its own
@@ -24,37 +22,26 @@ readers find them with the same lookup (docs/clinical-specification.md §2.2).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from cds_service.read.local_codes import SECTION_PURPOSES, LocalCodes
+from cds_service.rules import windows
+from cds_service.rules.loader import RULES_DIR, RuleDataError, load_rule_file
+from cds_service.rules.schemas.valueset import (
+    ICD10CM,
+    PREFIX_SYSTEMS,
+    SYSTEM_ALIASES,
+    ValueSetFile,
+    normalise_system,
+)
 
-ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
-# Systems treated as the same code system when looking up (the WHO ICD-10 URI is often sent for
-# ICD-10-CM codes; the category codes we list are shared by both).
-SYSTEM_ALIASES = {
-    "http://hl7.org/fhir/sid/icd-10": ICD10CM,
-    "urn:oid:2.16.840.1.113883.6.90": ICD10CM,
-    "urn:oid:2.16.840.1.113883.6.96": "http://snomed.info/sct",
-    "urn:oid:2.16.840.1.113883.6.1": "http://loinc.org",
-    "urn:oid:2.16.840.1.113883.6.12": "http://www.ama-assn.org/go/cpt",
-    "urn:oid:2.16.840.1.113883.6.88": "http://www.nlm.nih.gov/research/umls/rxnorm",
-}
-# Code systems whose codes are normalised (dots dropped, upper case) and may match by prefix.
-PREFIX_SYSTEMS = frozenset({ICD10CM, "http://www.whocc.no/atc"})
-
-PURPOSES = frozenset({
-    "imaging-order", "qualifying-episode", "red-flag", "spinal-surgery", "systemic-corticosteroid",
-    "negative-finding", "observation", "laterality", "body-site", "management",
-})
-EVIDENCE_RULES = frozenset({"current-sign", "history"})
-VALUESET_DIR = Path(__file__).resolve().parent
+VALUESET_DIR = RULES_DIR / "valuesets"
 
 
-class ValueSetError(ValueError):
+class ValueSetError(RuleDataError):
     """A value-set file is malformed (raised at start-up, never per request)."""
 
 
@@ -89,13 +76,6 @@ class Entry:
 
     def attr(self, name: str, default: Any = None) -> Any:
         return self.attrs.get(name, default)
-
-
-def normalise_system(system: Any) -> str | None:
-    if not isinstance(system, str):
-        return None
-    system = system.strip().rstrip("/")
-    return SYSTEM_ALIASES.get(system, system)
 
 
 def normalise_code(system: str | None, code: Any) -> str | None:
@@ -165,67 +145,44 @@ class ValueSets:
                         found = found + (entry,)
         return found
 
+    def measure_windows(self) -> dict[str, int]:
+        """The look-back window of each measure: the value sets' own, else the defaults of
+        cds_service.rules.windows (the one place for them)."""
+        observation = self.by_id["observation-codes"].extra
+        fever = self.by_id["infection-fever"].window_days
+        return {
+            "body-temperature": fever or windows.FEVER_WINDOW_DAYS,
+            "body-weight": observation.get("weight_loss_window_days") or windows.WEIGHT_LOSS_WINDOW_DAYS,
+            "post-void-residual": ((observation.get("post_void_residual") or {}).get("window_days")
+                                   or windows.POST_VOID_RESIDUAL_WINDOW_DAYS),
+        }
+
     def lookup_coding(self, coding: Any) -> tuple[Entry, ...]:
         if not isinstance(coding, dict):
             return ()
         return self.lookup(coding.get("system"), coding.get("code"))
 
 
-_REQUIRED = ("id", "title", "purpose", "source", "entries")
-_RED_FLAG_REQUIRED = ("group", "kind", "label", "window_days", "evidence_rule")
+_CORE_KEYS = {"id", "title", "purpose", "source", "entries", "resourceType", "status",
+              "group", "kind", "label", "window_days", "evidence_rule"}
 _ENTRY_KEYS = {"system", "code", "display", "match", "exclude"}
 
 
 def _load_file(path: Path) -> tuple[ValueSet, list[Entry]]:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise ValueSetError(f"{path.name}: not readable JSON ({error})") from error
-    if not isinstance(raw, dict):
-        raise ValueSetError(f"{path.name}: must be a JSON object")
-    for key in _REQUIRED:
-        if key not in raw:
-            raise ValueSetError(f"{path.name}: missing '{key}'")
-    if raw["id"] != path.stem:
-        raise ValueSetError(f"{path.name}: id '{raw['id']}' differs from the file name")
-    if raw["purpose"] not in PURPOSES:
-        raise ValueSetError(f"{path.name}: unknown purpose '{raw['purpose']}'")
-    if not isinstance(raw["source"], str) or not raw["source"].strip():
-        raise ValueSetError(f"{path.name}: 'source' must name where the codes come from")
-    if raw["purpose"] == "red-flag":
-        for key in _RED_FLAG_REQUIRED:
-            if key not in raw:
-                raise ValueSetError(f"{path.name}: red-flag value set needs '{key}'")
-        if raw["evidence_rule"] not in EVIDENCE_RULES:
-            raise ValueSetError(f"{path.name}: evidence_rule must be one of {sorted(EVIDENCE_RULES)}")
-        window = raw["window_days"]
-        if window is not None and (not isinstance(window, int) or window <= 0):
-            raise ValueSetError(f"{path.name}: window_days must be a positive integer or null")
-    known = set(_REQUIRED) | set(_RED_FLAG_REQUIRED) | {"resourceType", "status"}
+    checked = load_rule_file(path, ValueSetFile, context={"stem": path.stem}, error=ValueSetError)
+    raw = checked.model_dump(mode="json", exclude_unset=True)  # plain JSON values, as in the file
     valueset = ValueSet(
         id=raw["id"], title=raw["title"], purpose=raw["purpose"], source=raw["source"],
         group=raw.get("group"), kind=raw.get("kind"), label=raw.get("label"),
         window_days=raw.get("window_days"), evidence_rule=raw.get("evidence_rule"),
-        extra={k: v for k, v in raw.items() if k not in known},
+        extra={key: value for key, value in raw.items() if key not in _CORE_KEYS},
     )
-    if not isinstance(raw["entries"], list):
-        raise ValueSetError(f"{path.name}: 'entries' must be an array")
-    entries = []
-    for index, item in enumerate(raw["entries"]):
-        where = f"{path.name}: entries[{index}]"
-        if not isinstance(item, dict) or not all(isinstance(item.get(k), str) and item[k] for k in ("system", "code", "display")):
-            raise ValueSetError(f"{where}: needs non-empty system, code and display")
-        match = item.get("match", "exact")
-        if match not in ("exact", "prefix"):
-            raise ValueSetError(f"{where}: match must be 'exact' or 'prefix'")
-        system = normalise_system(item["system"])
-        if match == "prefix" and system not in PREFIX_SYSTEMS:
-            raise ValueSetError(f"{where}: prefix matching only for {sorted(PREFIX_SYSTEMS)}")
-        entries.append(Entry(
-            valueset=valueset, system=system, code=item["code"], display=item["display"],
-            match=match, exclude=bool(item.get("exclude", False)),
-            attrs={k: v for k, v in item.items() if k not in _ENTRY_KEYS},
-        ))
+    entries = [
+        Entry(valueset=valueset, system=normalise_system(item.system), code=item.code, display=item.display,
+              match=item.match, exclude=item.exclude,
+              attrs=item.model_dump(mode="json", exclude_unset=True, exclude=_ENTRY_KEYS))
+        for item in checked.entries
+    ]
     return valueset, entries
 
 
@@ -259,7 +216,7 @@ def with_local_codes(base: ValueSets, local_codes: LocalCodes) -> ValueSets:
     for code in local_codes.codes:
         valueset = base.by_id.get(code.valueset)
         if valueset is None:
-            raise local_codes.error(code, f"no value set '{code.valueset}' (cds_service/read/valuesets/)")
+            raise local_codes.error(code, f"no value set '{code.valueset}' (cds_service/rules/valuesets/)")
         allowed = SECTION_PURPOSES[code.section]
         if valueset.purpose not in allowed:
             raise local_codes.error(code, f"value set '{code.valueset}' ({valueset.purpose}) is not one "
@@ -272,5 +229,5 @@ def with_local_codes(base: ValueSets, local_codes: LocalCodes) -> ValueSets:
     return ValueSets(list(base.by_id.values()), entries)
 
 
-__all__ = ["Entry", "ValueSet", "ValueSetError", "ValueSets", "load_valuesets", "load_valuesets_from",
+__all__ = ["ICD10CM", "PREFIX_SYSTEMS", "SYSTEM_ALIASES", "Entry", "ValueSet", "ValueSetError", "ValueSets", "load_valuesets", "load_valuesets_from",
            "with_local_codes"]
