@@ -16,7 +16,14 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator
 
 from cds_service.hooks.errors import CdsError
-from cds_service.hooks.validation import NUL_REASON, ContractModel, Problem, broken, first_problem, invalid
+from cds_service.hooks.validation import (
+    NUL_REASON,
+    ContractModel,
+    Problem,
+    broken,
+    first_problem,
+    invalid,
+)
 
 MAX_ITEMS = 1000
 MAX_ID = 128

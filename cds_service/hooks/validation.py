@@ -125,6 +125,7 @@ def first_problem(error: ValidationError, expected_at: dict[str, str] | None = N
     if kind == "literal_error":
         return Problem(path, "invalid", reason=f"must be {context['expected']}")
     if kind == "invalid":
-        return Problem(path + context.get("subpath", ""), "invalid", reason=context["reason"])
+        # A rule of a model as a whole names the field inside it (".token_type").
+        return Problem((path + context.get("subpath", "")).lstrip("."), "invalid", reason=context["reason"])
     # Any other rule pydantic checks: its own words, as a reason.
     return Problem(path, kind, reason=str(details["msg"]), context=context)
