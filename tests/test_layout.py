@@ -2,7 +2,7 @@
 
 Stages, in the order a hook call flows through them (docs/architecture.md):
 hooks < security < gather < read < decide < render < web < governance < top level (app, cli,
-pipeline): governance sits beside the flow and its HTTP endpoints use the web edge's helpers. A module may import its own stage and lower ones only; `config`, `logs`, `metrics` and the
+pipeline, queries, service): governance sits beside the flow and its HTTP endpoints use the web edge's helpers. A module may import its own stage and lower ones only; `config`, `logs`, `metrics` and the
 package root are shared utilities that every stage may use.
 """
 
@@ -16,7 +16,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "cds_service"
 RANK = {
     "hooks": 0, "security": 1, "gather": 2, "read": 3, "decide": 4, "render": 5,
-    "web": 6, "governance": 7, "app": 8, "cli": 8, "pipeline": 8, "queries": 8,
+    "web": 6, "governance": 7, "app": 8, "cli": 8, "pipeline": 8, "queries": 8, "service": 8,
 }
 SHARED = {"", "config", "logs", "metrics"}
 MAX_MODULE_LINES = 400

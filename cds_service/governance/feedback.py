@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
-from flask import Blueprint
+from flask import Blueprint, current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 from cds_service.governance.store import naive_utc
@@ -23,6 +23,7 @@ from cds_service.hooks.errors import CdsError
 from cds_service.hooks.feedback import FeedbackItem, parse_feedback_body
 from cds_service.logs import get_logger, log_event
 from cds_service.web.api import json_response, parse_json_body, state
+from cds_service.web.limits import check_bundle_sizes
 
 feedback_bp = Blueprint("feedback", __name__)
 log = get_logger("feedback")
@@ -56,10 +57,10 @@ def parse_feedback(body) -> list[dict]:
 @feedback_bp.post("/cds-services/<service_id>/feedback")
 def receive_feedback(service_id: str):
     cds = state()
-    service = cds.registry.get(service_id)
-    if service is None:
-        raise CdsError("LCDS-1404", {"service": service_id[:64]})
-    rows = parse_feedback(parse_json_body())
+    service = cds.definition(service_id)  # 404 when unknown
+    body = parse_json_body()
+    check_bundle_sizes(body, current_app.config["MAX_BUNDLE_ENTRIES"])  # as on a hook call
+    rows = parse_feedback(body)
     store = getattr(cds.recorder, "store", None)
     if store is None:  # recording is off: acknowledge, keep nothing
         return json_response({"received": len(rows), "stored": 0, "duplicates": 0, "orphans": 0,
