@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from cds_service.hooks.errors import CdsError
 from cds_service.hooks.registry import ServiceDefinition
 from cds_service.hooks.request import EXPECTED_AT, REQUEST_MODELS
-from cds_service.hooks.validation import Problem, first_problem
+from cds_service.hooks.validation import Problem, first_problem, numbered_error
 
 
 @dataclass
@@ -72,14 +72,9 @@ def parse_hook_request(body: Any, service: ServiceDefinition) -> HookRequest:
 
 def request_error(problem: Problem, service: ServiceDefinition) -> CdsError:
     """The numbered error of a request's first problem (hooks/errors.py, MESSAGES)."""
-    field = problem.path
-    if problem.kind == "missing":
-        return CdsError("LCDS-1003", {"field": field}, field=field)
-    if problem.kind == "type":
-        return CdsError("LCDS-1004", {"field": field, "expected": problem.expected}, field=field)
     if problem.kind == "hook_mismatch":
         params = {"value": problem.context["value"], "service": service.id, "expected": problem.context["expected"]}
         return CdsError("LCDS-1005", params, field="hook")
     if problem.kind == "authorization_without_server":
         return CdsError("LCDS-1008", field="fhirServer")
-    return CdsError("LCDS-1006", {"field": field, "reason": problem.reason}, field=field)
+    return numbered_error(problem)

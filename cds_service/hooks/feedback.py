@@ -23,6 +23,7 @@ from cds_service.hooks.validation import (
     broken,
     first_problem,
     invalid,
+    numbered_error,
 )
 
 MAX_ITEMS = 1000
@@ -156,11 +157,6 @@ def feedback_error(problem: Problem) -> CdsError:
         index, inner = int(item.group(1)), item.group(2)
         reason = f"'{inner}' {problem.phrase}" if inner else problem.phrase
         return CdsError("LCDS-1010", {"index": index, "reason": reason}, field=f"feedback[{index}]")
-    field = problem.path
-    if problem.kind == "missing":
-        return CdsError("LCDS-1003", {"field": field}, field=field)
-    if problem.kind == "type":
-        return CdsError("LCDS-1004", {"field": field, "expected": problem.expected}, field=field)
     if problem.kind == "too_many":
-        return CdsError("LCDS-1414", {"field": field, "limit": problem.context["limit"]}, field=field)
-    return CdsError("LCDS-1006", {"field": field, "reason": problem.reason}, field=field)
+        return CdsError("LCDS-1414", {"field": problem.path, "limit": problem.context["limit"]}, field=problem.path)
+    return numbered_error(problem)

@@ -3,7 +3,8 @@
 Role in the data flow: used by every model of the CDS Hooks contract (`hooks.request`,
 `hooks.response`, `hooks.feedback`). A pydantic `ValidationError` is reduced to its first
 `Problem` (the field path as the client wrote it, `context.selections[0]`, and a plain reason);
-`hooks.envelope` and `hooks.feedback` turn that into the numbered `CdsError` the client reads.
+`numbered_error` (and, for their own rules, `hooks.envelope` and `hooks.feedback`) turn that
+into the numbered `CdsError` the client reads.
 The models validate strictly (JSON `true` is no number, `"300"` no integer), as the hand checks
 they replace did.
 """
@@ -15,6 +16,8 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 from pydantic_core import PydanticCustomError
+
+from cds_service.hooks.errors import CdsError
 
 # PostgreSQL refuses NUL (U+0000) in text, and no CDS Hooks identifier needs one: a request whose
 # ids (which the governance store keeps) hold one is refused, with a 400 naming the field.
@@ -129,3 +132,15 @@ def first_problem(error: ValidationError, expected_at: dict[str, str] | None = N
         return Problem((path + context.get("subpath", "")).lstrip("."), "invalid", reason=context["reason"])
     # Any other rule pydantic checks: its own words, as a reason.
     return Problem(path, kind, reason=str(details["msg"]), context=context)
+
+
+def numbered_error(problem: Problem) -> CdsError:
+    """A field's problem as the numbered error a client reads: LCDS-1003 missing, LCDS-1004
+    wrong type, else LCDS-1006 invalid, each naming the field."""
+    field = problem.path
+    if problem.kind == "missing":
+        return CdsError("LCDS-1003", {"field": field}, field=field)
+    if problem.kind == "type":
+        return CdsError("LCDS-1004", {"field": field, "expected": problem.expected}, field=field)
+    return CdsError("LCDS-1006", {"field": field, "reason": problem.reason}, field=field)
+
