@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 2
-THREADS = 4  # as `lumbar-cds serve` (cds_service/cli.py)
+THREADS = 4  # as `lumbar-cds serve` (cds_service/cli/serve.py)
 START_TIMEOUT_S = 30.0
 
 

@@ -15,6 +15,7 @@ import copy
 
 import pytest
 
+from cds_service.hooks.response import CdsResponse
 from tests.support.medplum import MedplumFhirServer
 from tests.support.scenario import (
     PLANNED_TEMPLATES,
@@ -62,6 +63,7 @@ def conformance_problems(body: dict) -> list[str]:
 def check_answer(response, request: dict, expected: dict) -> None:
     assert response.status_code == 200, response.get_data(as_text=True)[:500]
     body = response.get_json()
+    CdsResponse.model_validate(body)  # every card against the contract's response model
     assert conformance_problems(body) == []
     seen = outcome(body, request)
     assert seen.problems == []

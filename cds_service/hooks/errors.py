@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 # The reasons of LCDS-1412 a caller may read. Any other reason (a fetch's "could not connect",
 # "HTTP 404", "answer is not JSON", ...) would let a caller map the network behind fhirServer: the
-# answer says only PUBLIC_FETCH_FAILURE, and the reason goes to the log (app.handle_cds_error).
+# answer says only PUBLIC_FETCH_FAILURE, and the reason goes to the log (web.errors.handle_cds_error).
 PUBLIC_1412_REASONS = frozenset({"no fhirServer to fetch it from", "the context lacks a value its query needs"})
 PUBLIC_FETCH_FAILURE = "the EHR's FHIR server did not answer usably"
 

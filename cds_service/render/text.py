@@ -11,7 +11,8 @@ import uuid
 from datetime import date
 from typing import Any
 
-SUMMARY_MAX = 140  # CDS Hooks 2.0 Card.summary: "<140 characters"
+from cds_service.hooks.response import SUMMARY_MAX  # noqa: F401 - the contract's limit of Card.summary
+
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#|!~])")
 

@@ -1,27 +1,23 @@
 """The thin controller: discovery and the hook endpoints (CDS Hooks 2.0 "Discovery", "Calling").
 
-Role in the data flow: request -> parse JSON and check limits -> validate the envelope
-(`hooks.envelope`) -> gather data (`gather`) -> evaluate (`pipeline`) -> record the judgements
-(governance store) -> response. Every stage's failure is a `CdsError`, rendered as JSON by the
-app's error handlers; nothing here knows clinical rules.
+Role in the data flow: the HTTP edge. Request -> parse the JSON body and check its size and depth
+-> the service entry point (`service.CdsService`: the contract, gathering, the pathway,
+recording) -> JSON response. Every failure is a `CdsError`, rendered as JSON by `web.errors`;
+nothing here knows clinical rules or the pipeline's stages.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
 
 import orjson
 from flask import Blueprint, Response, current_app, g, request
 
 from cds_service import metrics
-from cds_service.gather.prefetch import gather
-from cds_service.hooks.envelope import parse_hook_request
 from cds_service.hooks.errors import CdsError
 from cds_service.logs import get_logger, log_event
-from cds_service.security.outbound import check_fhir_server
-from cds_service.web.limits import check_bundle_sizes, check_judged_orders, check_raw_depth
+from cds_service.web.limits import check_raw_depth
 
 api = Blueprint("api", __name__)
 log = get_logger("api")
@@ -34,11 +30,12 @@ def json_response(body: dict, status: int = 200) -> Response:
 
 
 def state():
+    """The app's `service.CdsService` (set by app.init_service)."""
     return current_app.extensions["lumbar_cds"]
 
 
 def parse_json_body() -> dict:
-    """The request body as a JSON object, with the structural limits checked."""
+    """The request body as a JSON object, its size and nesting depth checked."""
     if request.mimetype not in JSON_MIMETYPES:
         raise CdsError("LCDS-1415")
     raw = request.get_data(cache=False)  # Flask enforces MAX_CONTENT_LENGTH here (413)
@@ -52,9 +49,7 @@ def parse_json_body() -> dict:
         raise CdsError("LCDS-1001") from None
     if not isinstance(body, dict):
         raise CdsError("LCDS-1002")
-    settings = current_app.config
-    check_raw_depth(raw, settings["MAX_JSON_DEPTH"])  # on the bytes: a walk of the dicts costs ~4x
-    check_bundle_sizes(body, settings["MAX_BUNDLE_ENTRIES"])
+    check_raw_depth(raw, current_app.config["MAX_JSON_DEPTH"])  # on the bytes: a walk of the dicts costs ~4x
     return body
 
 
@@ -65,46 +60,13 @@ def discovery():
 
 @api.post("/cds-services/<service_id>")
 def call_service(service_id: str):
-    cds = state()
-    service = cds.registry.get(service_id)
-    g.service_id = service_id if service else "(unknown)"
-    if service is None:
-        raise CdsError("LCDS-1404", {"service": service_id[:64]})
-    body = parse_json_body()
-    hook_request = parse_hook_request(body, service)
-    g.hook_instance = hook_request.hook_instance
-
-    settings = current_app.config
-    check_judged_orders(hook_request.hook, hook_request.selections, hook_request.draft_orders,
-                        int(settings.get("MAX_JUDGED_ORDERS", 50)))
-    if hook_request.fhir_server:
-        why = check_fhir_server(
-            hook_request.fhir_server, settings["FHIR_PLAIN_HTTP_HOSTS"], settings["FHIR_ALLOWED_ORIGINS"]
-        )
-        if why:
-            raise CdsError("LCDS-1009", {"field": "fhirServer", "reason": why}, field="fhirServer")
-
-    # One clock for the call: the date floors of the FHIR searches and the reference date agree.
-    now = datetime.now(UTC)
-    started = time.perf_counter()
-    gathered = gather(hook_request, service, settings, cds.evaluator.query_plan, now.date())
-    g.gather_ms = round((time.perf_counter() - started) * 1000, 2)
-    if gathered.fetched or gathered.incomplete:
-        log_event(
-            log, "prefetch gathered", service=service.id, hookInstance=hook_request.hook_instance,
-            fetched=sorted(gathered.fetched), requests=gathered.requests,
-            incomplete={key: kind for key, kind in sorted(gathered.incomplete.items())},
-            unavailable_reasons=sorted(set(gathered.unavailable.values())), ms=g.gather_ms,
-        )
-
-    result = cds.evaluator.evaluate(hook_request, gathered, now)
-    cds.recorder.record(hook_request, result, now)
-    metrics.judged(result.judgements)
-
-    if settings["MODE"] == "silent":
-        # Silent mode (pilot a rule before turning it on): decided and recorded, nothing shown.
-        return json_response({"cards": []})
-    return json_response(result.response)
+    """A hook call: the JSON body to the service (`service.CdsService`), its answer back."""
+    service = state()
+    g.service_id = service_id if service.registry.get(service_id) else "(unknown)"
+    service.definition(service_id)  # an unknown service is 404 whatever the body
+    hook_call = service.read_request(service_id, parse_json_body())
+    g.hook_instance = hook_call.hook_instance
+    return json_response(service.answer(hook_call).response)
 
 
 def log_request(response: Response) -> Response:

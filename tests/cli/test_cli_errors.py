@@ -112,7 +112,7 @@ def test_evaluate_takes_a_scenario_file_and_gives_its_expected_answer(tmp_path):
 
 def test_evaluate_says_no_deployment_warning(tmp_path):
     """The shipped hash key is a warning for `serve`, not for each developer's `evaluate`."""
-    result = lumbar_cds("evaluate", str(SCENARIO), cwd=tmp_path)  # recording on: the store is made
+    result = lumbar_cds("evaluate", str(SCENARIO), "--record", cwd=tmp_path)  # the store is made
     assert result.returncode == EXIT_OK
     assert "CDS_PATIENT_HASH_KEY" not in result.stderr
 

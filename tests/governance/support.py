@@ -160,7 +160,7 @@ def seed_judgement_rows() -> list[dict]:
 
 def seed_pure_rows() -> tuple[list[JudgementRow], list[FeedbackRow]]:
     """The same data set as the pure report's input rows."""
-    from cds_service.governance.feedback import parse_item
+    from cds_service.governance.feedback import parse_feedback
 
     judgements = [
         JudgementRow(recorded_at=r["recorded_at"], service_id=r["service_id"], topic=r["topic"],
@@ -170,8 +170,7 @@ def seed_pure_rows() -> tuple[list[JudgementRow], list[FeedbackRow]]:
     ]
     cards = {j.card_uuid for j in judgements if j.card_uuid}
     feedback = []
-    for index, item in enumerate(SEED_FEEDBACK):
-        row = parse_item(item, index)
+    for row in parse_feedback({"feedback": SEED_FEEDBACK}):
         feedback.append(FeedbackRow(
             card_uuid=row["card_uuid"], outcome=row["outcome"], outcome_at=row["outcome_at"],
             accepted_suggestions=tuple(row["accepted_suggestions"]), override_system=row["override_system"],

@@ -23,6 +23,7 @@ from typing import Any
 
 from cds_service.queries import build_query_plan
 from cds_service.read.valuesets import load_valuesets
+from cds_service.service import with_planned_keys as complete_prefetch
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 
@@ -69,21 +70,11 @@ def load_scenarios(directory: Path = SCENARIO_DIR) -> list[tuple[str, dict]]:
 
 
 def with_planned_keys(fixture: dict) -> dict:
-    """A fixture's prefetch as a client that runs every discovery template sends it: a fixture
-    lists each resource type once (e.g. all Observations under `observations`); the narrowed
-    keys of the same type (`observationFindings`, ...) get the same searchset, as their searches
-    return subsets of it and the service filters by the value sets in memory either way."""
-    prefetch = (fixture.get("request") or {}).get("prefetch")
-    if not isinstance(prefetch, dict):
-        return fixture
-    by_type = {}
-    for key, template in PLANNED_TEMPLATES.items():
-        by_type.setdefault(template.split("?")[0].split("/")[0], []).append(key)
-    for keys in by_type.values():
-        given = next((prefetch[k] for k in keys if k in prefetch), None)
-        if given is not None:
-            for key in keys:
-                prefetch.setdefault(key, copy.deepcopy(given))
+    """A fixture's prefetch as a client that runs every discovery template sends it (the
+    service's own `with_planned_keys`: a fixture lists each resource type once)."""
+    request = fixture.get("request")
+    if isinstance(request, dict):
+        complete_prefetch(request, PLANNED_TEMPLATES)
     return fixture
 
 
