@@ -82,6 +82,8 @@ class MedicineVocabulary:
             r"\b(" + "|".join(re.escape(n).replace(r"\ ", r"\s+") for n in alternatives) + r")\b", re.IGNORECASE)
         forms = vocabulary.dose_forms
         self._local = re.compile("|".join(f"(?:{p.pattern})" for p in forms.not_systemic), re.IGNORECASE)
+        remedies = vocabulary.not_conservative_care
+        self._remedy, self._remedy_groups = re.compile(remedies.pattern, re.IGNORECASE), frozenset(remedies.groups)
         self._oral_despite = (re.compile("|".join(f"(?:{p.pattern})" for p in forms.oral_despite), re.IGNORECASE)
                               if forms.oral_despite else None)
 
@@ -118,8 +120,13 @@ class MedicineVocabulary:
         return list(found.values())
 
     def recognise(self, codings: Iterable[dict], texts: Iterable[str]) -> list[MedicineMatch]:
-        """By code first; by name only when no code of the record is in the vocabulary."""
-        return self.by_code(list(codings)) or self.by_name(list(texts))
+        """By code first; by name only when no code of the record is in the vocabulary. A cough
+        and cold remedy's analgesic is left out (`not_conservative_care`)."""
+        texts = [t for t in texts if isinstance(t, str)]
+        found = self.by_code(list(codings)) or self.by_name(texts)
+        if any(self._remedy.search(t[:MAX_TEXT_CHARS]) for t in texts):
+            found = [m for m in found if m.group not in self._remedy_groups]
+        return found
 
     def systemic(self, texts: Iterable[str]) -> bool:
         """False when a text names a form that is not systemic (inhaled, nasal, topical, eye,

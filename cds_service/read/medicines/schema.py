@@ -100,6 +100,13 @@ class DoseForms(_Strict):
     oral_despite: list[Pattern] = Field(default_factory=list)
 
 
+class NotConservativeCare(Pattern):
+    """Remedies that hold an analgesic but treat something else (cough and cold)."""
+
+    description: str
+    groups: list[str] = Field(min_length=1)
+
+
 class Vocabulary(_Strict):
     id: Literal["medicines"]
     title: str
@@ -107,6 +114,7 @@ class Vocabulary(_Strict):
     sources: dict[str, str]
     groups: dict[str, Group]
     dose_forms: DoseForms
+    not_conservative_care: NotConservativeCare
     ingredients: list[Ingredient] = Field(min_length=1)
 
 
@@ -128,7 +136,8 @@ def _where(error: dict, raw: dict) -> str:
 
 def _cross_checks(vocabulary: Vocabulary) -> list[str]:
     """What the models alone cannot say: known groups and sources, one owner per code and name."""
-    problems = []
+    problems = [f"not_conservative_care: unknown group '{g}'" for g in vocabulary.not_conservative_care.groups
+                if g not in vocabulary.groups]
     codes: dict[str, str] = {}
     names: dict[str, str] = {}
     for index, ingredient in enumerate(vocabulary.ingredients):
