@@ -19,7 +19,14 @@ from datetime import date, timedelta
 
 from cds_service.gather.medications import index_medications, reference_key
 from cds_service.read.context import ReadContext
-from cds_service.read.fhir import AGE_UNIT_DAYS, codings, concepts_of, first_date, parse_date, text_of
+from cds_service.read.fhir import (
+    AGE_UNIT_DAYS,
+    codings,
+    concepts_of,
+    first_date,
+    parse_date,
+    text_of,
+)
 from cds_service.read.inputs import Evidence
 from cds_service.read.management import add_management_evidence
 from cds_service.read.medicines import MedicineMatch, load_vocabulary
