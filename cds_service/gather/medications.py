@@ -5,8 +5,9 @@ beside the notes' attachments. Epic and other EHRs send a MedicationRequest or
 MedicationStatement whose medicine is a `medicationReference` to a separate Medication resource
 (docs/clinical-specification.md §3.7). The Medication may be
 - contained in the record (`#id`): the read stage finds it there;
-- in the same Bundle or another prefetch value (an `_include=MedicationRequest:medication`
-  search returns it beside the records): indexed here by `Medication/<id>` and by fullUrl;
+- in the Bundle of the `medications` or `medicationStatements` key (an
+  `_include=MedicationRequest:medication` search returns it beside the records): indexed here by
+  `Medication/<id>` and by fullUrl;
 - only on the FHIR server: read here (`Medication/<id>`), under the rules of every other fetch
   (`gather.fhir_client`: fhirServer origin only, the bearer token, the call's deadline, the byte
   cap), at most `MAX_MEDICATIONS`, `MAX_PARALLEL` at a time.
@@ -28,6 +29,10 @@ from urllib.parse import quote, urlsplit
 from cds_service.gather.fhir_client import FhirClient, FhirFetchError
 
 MEDICATION_RECORD_TYPES = frozenset({"MedicationRequest", "MedicationStatement"})
+# The keys that hold medication records and their `_include`d Medications (a value of another
+# key holding them is not the shape its key says, gather.prefetch.shape_problem): only these are
+# looked through, so a record of thousands of Observations costs nothing here.
+MEDICATION_KEYS = ("medications", "medicationStatements")
 # Statuses of a record the read stage ignores (read/medications.py): no Medication is fetched for them.
 IGNORED_RECORD_STATUS = frozenset({"entered-in-error", "cancelled", "draft", "not-taken"})
 MAX_MEDICATIONS = 40
@@ -71,9 +76,9 @@ def reference_key(reference: Any) -> str | None:
 
 
 def index_medications(data: dict) -> dict[str, dict]:
-    """Every Medication in the gathered values, by 'Medication/<id>' and by its fullUrl."""
+    """Every Medication in the gathered medication values, by 'Medication/<id>' and by its fullUrl."""
     found: dict[str, dict] = {}
-    for value in data.values():
+    for value in (data.get(key) for key in MEDICATION_KEYS):
         for resource, full_url in _resources(value):
             if resource.get("resourceType") != "Medication":
                 continue
@@ -92,8 +97,8 @@ def wanted_references(data: dict, known: dict[str, dict]) -> list[tuple[str, str
     """(prefetch key, reference key, has display) of each medicationReference the gathered
     records make that no gathered Medication answers; contained references are the read stage's."""
     wanted: dict[str, tuple[str, str, bool]] = {}
-    for key, value in data.items():
-        for resource, _ in _resources(value):
+    for key in MEDICATION_KEYS:
+        for resource, _ in _resources(data.get(key)):
             if resource.get("resourceType") not in MEDICATION_RECORD_TYPES:
                 continue
             if resource.get("status") in IGNORED_RECORD_STATUS:

@@ -10,7 +10,8 @@ from datetime import date
 import pytest
 
 from cds_service.gather.medications import gather_medications, reference_key
-from cds_service.gather.prefetch import GatheredData
+from cds_service.gather.prefetch import GatheredData, shape_problem
+from cds_service.queries import build_query_plan
 from cds_service.read.care_names import CareNamesError, load_care_names, load_care_names_file
 from cds_service.read.medicines import VOCABULARY_FILE, VocabularyError, load_vocabulary
 from cds_service.read.medicines.schema import load_vocabulary_file
@@ -239,3 +240,19 @@ def test_an_unreadable_reference_makes_its_key_incomplete_unless_it_has_a_displa
     ignored = gathered(prescription("m1", {"medicationReference": {"reference": "Medication/x"}}, status="entered-in-error"))
     gather_medications(ignored, None, 0.0)
     assert ignored.incomplete == {}
+
+
+def test_medication_keys_ask_for_their_medications_and_accept_them():
+    plan = build_query_plan(load_valuesets(), {})
+    assert plan.keys["medications"].template.endswith("&_include=MedicationRequest:medication")
+    assert plan.keys["medicationStatements"].template.endswith("&_include=MedicationStatement:medication")
+    # A server that refuses _include (HTTP 400) is asked again without it, the date floor kept.
+    first = plan.keys["medications"].queries[0]
+    assert "_include=" in first.url("p1", date(2026, 3, 1)) and "authoredon=ge2024-03-01" in first.url("p1", date(2026, 3, 1))
+    retried = first.url("p1", date(2026, 3, 1), step=1)
+    assert "_include" not in retried and "authoredon=ge" in retried
+    included = bundle(prescription("m1", {"medicationReference": {"reference": "Medication/x"}}),
+                      {"resourceType": "Medication", "id": "x"})
+    assert shape_problem(included, "MedicationRequest") is None
+    assert shape_problem(bundle({"resourceType": "Observation", "id": "o"}), "MedicationRequest") == \
+        "an entry is a Observation, not a MedicationRequest"
