@@ -19,8 +19,12 @@ from cds_service.rules.windows import (
     WEIGHT_LOSS_WINDOW_DAYS,
 )
 
-# Codes a referral is searched by: procedure codes (SNOMED CT, CPT); drugs and service types are not.
-REFERRAL_SYSTEMS = frozenset({"http://snomed.info/sct", "http://www.ama-assn.org/go/cpt"})
+# The Medication a MedicationRequest or MedicationStatement references, asked for with the
+# record where the server supports _include (clinical-specification.md §3.7).
+MEDICATION_INCLUDE = {
+    "MedicationRequest": ("_include", "MedicationRequest:medication"),
+    "MedicationStatement": ("_include", "MedicationStatement:medication"),
+}
 
 
 # Procedure codes (CPT) name what was done, never what was observed: not asked for on Observation.
@@ -71,9 +75,20 @@ def build_query_plan(valuesets: ValueSets, settings: dict) -> QueryPlan:
         plan.add(key_plan)
     # Oracle Health has no code search on Procedure either; prior surgery counts any time.
     plan.add(KeyPlan("procedures", PREFETCH_TEMPLATES["procedures"], "Procedure", (SearchQuery("Procedure"),)))
+    # Medication records with the Medications they reference (`_include`, where the server
+    # supports it; a server that refuses it is asked again without, and gather reads the
+    # referenced Medications itself, clinical-specification.md §3.7).
     plan.add(KeyPlan("medications", PREFETCH_TEMPLATES["medications"], "MedicationRequest", (
-        SearchQuery("MedicationRequest", (), "authoredon", MEDICATION_LOOKBACK_DAYS),
-        SearchQuery("MedicationRequest", (("status", "active"),), fallbacks=(("_count",), ("status",))),
+        SearchQuery("MedicationRequest", (MEDICATION_INCLUDE["MedicationRequest"],), "authoredon",
+                    MEDICATION_LOOKBACK_DAYS, fallbacks=(("_include",), ("date", "_count"))),
+        SearchQuery("MedicationRequest", (("status", "active"), MEDICATION_INCLUDE["MedicationRequest"]),
+                    fallbacks=(("_include",), ("_count",), ("status",))),
+    )))
+    plan.add(KeyPlan("medicationStatements", PREFETCH_TEMPLATES["medicationStatements"], "MedicationStatement", (
+        SearchQuery("MedicationStatement", (MEDICATION_INCLUDE["MedicationStatement"],), "effective",
+                    MEDICATION_LOOKBACK_DAYS, fallbacks=(("_include",), ("date", "_count"))),
+        SearchQuery("MedicationStatement", (("status", "active"), MEDICATION_INCLUDE["MedicationStatement"]),
+                    fallbacks=(("_include",), ("_count",), ("status",))),
     )))
     plan.add(KeyPlan("imagingStudies", PREFETCH_TEMPLATES["imagingStudies"], "ImagingStudy",
                      (SearchQuery("ImagingStudy", (), "started", REPEAT_WINDOW_DAYS),)))
@@ -84,14 +99,12 @@ def build_query_plan(valuesets: ValueSets, settings: dict) -> QueryPlan:
         SearchQuery("DocumentReference", (("category", "clinical-note"),), "date", NOTES_LOOKBACK_DAYS,
                     fallbacks=(("date", "_count"), ("category",))),
     )))
-    # Prior management (§5.8): referrals by code, visits by date; Procedures and
-    # MedicationRequests are read from the keys above.
-    referrals = sorted(f"{e.system}|{e.code}" for vs in valuesets.of_purpose("management")
-                       for e in valuesets.entries_by_id[vs.id]
-                       if e.match == "exact" and e.system in REFERRAL_SYSTEMS)
-    for key_plan in coded_keys("serviceRequests", "ServiceRequest", referrals, date_param="authored",
-                               window_days=MANAGEMENT_LOOKBACK_DAYS):
-        plan.add(key_plan)
+    # Prior management (§5.8): referrals and visits by date, not by code: EHRs code a referral
+    # with a site's own procedure code ("Ambulatory referral to Physical Therapy", Epic), which
+    # is recognised by its name (read/care_names.py); Procedures and medication records are read
+    # from the keys above.
+    plan.add(KeyPlan("serviceRequests", PREFETCH_TEMPLATES["serviceRequests"], "ServiceRequest",
+                     (SearchQuery("ServiceRequest", (), "authored", MANAGEMENT_LOOKBACK_DAYS),)))
     plan.add(KeyPlan("encounters", PREFETCH_TEMPLATES["encounters"], "Encounter",
                      (SearchQuery("Encounter", (), "date", MANAGEMENT_LOOKBACK_DAYS),)))
     return plan

@@ -54,6 +54,19 @@ def note_urls(request: dict) -> list[str]:
             if c.get("attachment", {}).get("url")]
 
 
+def referenced_medications(request: dict) -> bool:
+    """Whether a vignette's medication records name a Medication by a literal reference (not a
+    contained one): with no prefetch the service reads it from the FHIR server (`_include` is not
+    supported by the test server, as by many EHRs), clinical-specification.md §3.7."""
+    for key in ("medications", "medicationStatements"):
+        for entry in (request["prefetch"].get(key) or {}).get("entry") or []:
+            resource = entry["resource"]
+            target = (resource.get("medicationReference") or {}).get("reference") or ""
+            if target.startswith("Medication/") and resource.get("status") not in ("entered-in-error", "cancelled", "draft"):
+                return True
+    return False
+
+
 def conformance_problems(body: dict) -> list[str]:
     if cds_conformance is None:
         return []
@@ -79,16 +92,17 @@ def test_fixture_is_well_formed(name, fixture):
 @pytest.mark.parametrize(("name", "fixture"), SCENARIOS, ids=IDS)
 def test_scenario_with_full_prefetch(client, request, name, fixture):
     body = fixture["request"]
-    if fixture.get("binaries"):
-        # A clinical note's attachment url: the EHR's FHIR server holds only the Binary, and the
-        # service fetches nothing else (everything else is prefetched).
+    if fixture.get("binaries") or fixture.get("server_only"):
+        # A clinical note's attachment url, a Medication named by reference only: the EHR's FHIR
+        # server holds only those, and the service fetches nothing else (the rest is prefetched).
         server = request.getfixturevalue("ehr_server")
         server.reset()
-        load_fhir_server(server, {}, fixture["binaries"])
+        load_fhir_server(server, {}, fixture.get("binaries", []), fixture.get("server_only", []))
         sent = dict(without_prefetch(body, server.base_url), prefetch=copy.deepcopy(body["prefetch"]))
         response = client.post(service_path(body), json=sent)
         check_answer(response, body, fixture["expected"])
-        assert {s.path.split("/")[2] for s in server.seen()} == {"Binary"}
+        held = {r["resourceType"] for r in fixture.get("server_only", [])} | ({"Binary"} if fixture.get("binaries") else set())
+        assert {s.path.split("/")[2] for s in server.seen()} == held
         return
     response = client.post(service_path(body), json=body)
     check_answer(response, body, fixture["expected"])
@@ -108,13 +122,14 @@ def ehr_server():
 def test_scenario_fetched_from_fhir_server(client, ehr_server, name, fixture):
     request = fixture["request"]
     ehr_server.reset()
-    assert load_fhir_server(ehr_server, request["prefetch"], fixture.get("binaries", [])) >= 1
+    assert load_fhir_server(ehr_server, request["prefetch"], fixture.get("binaries", []), fixture.get("server_only", [])) >= 1
     response = client.post(service_path(request), json=without_prefetch(request, ehr_server.base_url))
     check_answer(response, request, fixture["expected"])
-    # Every prefetch key was fetched (and the notes' Binary attachments), each time with the
-    # bearer token and nothing else.
+    # Every prefetch key was fetched (and the notes' Binary attachments, the referenced
+    # Medications), each time with the bearer token and nothing else.
     seen = ehr_server.seen()
-    assert {s.path.split("/")[2] for s in seen} == FETCHED_TYPES | ({"Binary"} if note_urls(request) else set())
+    assert {s.path.split("/")[2] for s in seen} == (FETCHED_TYPES | ({"Binary"} if note_urls(request) else set())
+                                                   | ({"Medication"} if referenced_medications(request) else set()))
     assert {s.authorization for s in seen} == {f"Bearer {SCENARIO_TOKEN}"}
 
 

@@ -16,6 +16,8 @@ explicit failure modes (as HAPI FHIR's CDS Hooks module has one), following CDS 
   an incomplete key is not given (the decide stage);
 - the url attachments of the gathered clinical notes are fetched last (`gather.attachments`),
   under the same rules and deadline; a failed one makes `clinicalNotes` incomplete;
+- so are the Medications that medication records reference and no gathered Bundle holds
+  (`gather.medications`); one that cannot be read makes its key incomplete;
 - a required key (`patient`, `conditions`) that cannot be had at all -> CdsError 412.
 """
 
@@ -32,6 +34,7 @@ from urllib.parse import quote
 from cds_service import metrics
 from cds_service.gather.attachments import gather_attachments
 from cds_service.gather.fhir_client import FetchResult, FhirClient, FhirFetchError, next_link
+from cds_service.gather.medications import gather_medications
 from cds_service.gather.planner import KeyPlan, QueryPlan
 from cds_service.hooks.envelope import HookRequest
 from cds_service.hooks.errors import CdsError
@@ -43,6 +46,9 @@ _TEMPLATE_TOKEN = re.compile(r"\{\{\s*context\.(\w+)\s*\}\}")
 # 0001-01-01 or 9999-12-31 (clinical-specification.md §3.3).
 PLAUSIBLE_YEARS = (1800, 2200)
 _AUTHORED = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
+# Resources a search of one type may return beside its matches: `_include`d ones (the Medication
+# of a MedicationRequest or MedicationStatement, clinical-specification.md §3.7).
+INCLUDED_TYPES = {"MedicationRequest": ("Medication",), "MedicationStatement": ("Medication",)}
 
 
 @dataclass
@@ -55,6 +61,9 @@ class GatheredData:
     requests: int = 0  # requests sent to fhirServer
     # Clinical-note attachments held by url, fetched from fhirServer (gather.attachments): url -> bytes.
     attachments: dict[str, Any] = field(default_factory=dict)
+    # Medications by 'Medication/<id>' and fullUrl: those in the gathered Bundles and those read
+    # from fhirServer for a medicationReference (gather.medications).
+    medications: dict[str, dict] = field(default_factory=dict)
 
     def mark_incomplete(self, key: str, kind: str) -> None:
         self.incomplete.setdefault(key, kind)
@@ -101,7 +110,8 @@ def shape_problem(value: Any, resource_type: str | None) -> str | None:
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             return "an entry holds no resource"
-        if resource_type and resource["resourceType"] not in (resource_type, "OperationOutcome", "Bundle"):
+        allowed = (resource_type, "OperationOutcome", "Bundle", *INCLUDED_TYPES.get(resource_type or "", ()))
+        if resource_type and resource["resourceType"] not in allowed:
             return f"an entry is a {resource['resourceType'][:40]}, not a {resource_type}"
     if resource_type == "Patient" and not any(
         isinstance(e, dict) and isinstance(e.get("resource"), dict) and e["resource"].get("resourceType") == "Patient"
@@ -132,9 +142,11 @@ def gather(request: HookRequest, service: ServiceDefinition, settings: dict, pla
            today: date) -> GatheredData:
     deadline = time.monotonic() + settings.get("GATHER_BUDGET_MS", 3000) / 1000
     gathered = _gather_keys(request, service, settings, plan, today, deadline)
-    # Then the url attachments of the clinical notes, within what is left of the same budget.
+    # Then the url attachments of the clinical notes and the referenced Medications, within what
+    # is left of the same budget.
     make_client = (lambda: _client(request, settings, deadline)) if request.fhir_server else None
     gather_attachments(gathered, make_client, deadline)
+    gather_medications(gathered, make_client, deadline)
     return gathered
 
 

@@ -17,7 +17,9 @@ PREFETCH_TEMPLATES: dict[str, str] = {
     "conditions": "Condition?patient={{context.patientId}}",
     "observations": "Observation?patient={{context.patientId}}",
     "procedures": "Procedure?patient={{context.patientId}}",
-    "medications": "MedicationRequest?patient={{context.patientId}}",
+    "medications": "MedicationRequest?patient={{context.patientId}}&_include=MedicationRequest:medication",
+    # Medicines the patient reports or the EHR reconciled (clinical-specification.md §3.7).
+    "medicationStatements": "MedicationStatement?patient={{context.patientId}}&_include=MedicationStatement:medication",
     "imagingStudies": "ImagingStudy?patient={{context.patientId}}",
     "diagnosticReports": "DiagnosticReport?patient={{context.patientId}}",
     # Clinical notes, read as free text (clinical-specification.md §9.1).

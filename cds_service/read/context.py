@@ -60,6 +60,9 @@ class ReadContext:
     text_reader: Any = None
     text_onsets: list[tuple[date, Evidence]] = field(default_factory=list)
     text_gaps: dict[str, str] = field(default_factory=dict)
+    # Medications by 'Medication/<id>' and fullUrl, for medicationReference (§3.7): gather's
+    # index, else built from the gathered data on first use (read/medications.py).
+    medications: dict[str, dict] | None = None
 
 
 

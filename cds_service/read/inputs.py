@@ -33,6 +33,9 @@ class Evidence:
     date: date | None = None
     text: str | None = None  # a short human description, e.g. "Body temperature 38.4 Cel"; for a
     # free-text fact, the <= 120 character snippet of the source text the card may quote (§9.3)
+    # How a medicine was recognised (§3.7): "code" (RxNorm, ATC) or "name" (ingredient or brand in
+    # its text); None for every other fact.
+    recognised_by: str | None = None
 
 
 @dataclass(frozen=True)

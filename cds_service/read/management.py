@@ -10,6 +10,8 @@ Which facts fall within the current episode (its start to the reference date) is
   `read/procedures.py`, which hands its management matches to `add_management`;
 - ServiceRequests in the record (a physical therapy referral), `read_service_request`;
 - Encounters of a physical-therapy service type, `read_encounter`;
+  both by code, else by name (`read/care_names.py`: an Epic "Ambulatory referral to Physical
+  Therapy" carries only the site's own procedure code);
 - MedicationRequests and MedicationStatements of an analgesic, via `read/medications.py`.
 """
 
@@ -17,13 +19,17 @@ from __future__ import annotations
 
 from datetime import date
 
+from cds_service.read.care_names import load_care_names
 from cds_service.read.context import Hit, ReadContext
-from cds_service.read.fhir import concepts_of, first_date
+from cds_service.read.fhir import codings, concepts_of, first_date, text_of
+from cds_service.read.inputs import Evidence
 
 MANAGEMENT = frozenset({"management"})
 # A referral that was never sent, or withdrawn, is no management; nor is a planned or cancelled visit.
 IGNORED_REFERRAL_STATUS = frozenset({"draft", "entered-in-error", "revoked"})
 IGNORED_ENCOUNTER_STATUS = frozenset({"planned", "cancelled", "entered-in-error"})
+# Read and compiled when the app starts (a broken rule stops it).
+CARE_NAMES = load_care_names()
 
 
 def add_management(ctx: ReadContext, ref: str, resource: dict, hit: Hit, when: date | None) -> None:
@@ -31,23 +37,53 @@ def add_management(ctx: ReadContext, ref: str, resource: dict, hit: Hit, when: d
     ctx.inputs.management.append(ctx.evidence(ref, resource, hit, when, text=hit.valueset.label))
 
 
+def add_management_evidence(ctx: ReadContext, evidence: Evidence) -> None:
+    """One management fact already cited (a medicine recognised by code or by name, §3.7)."""
+    ctx.inputs.management.append(evidence)
+
+
+def _named_care(ctx: ReadContext, resource: dict, full_url: str | None, concepts: list[dict],
+                ignored: frozenset[str], when_paths: tuple[str, ...]) -> bool:
+    """A referral or visit none of whose codes is a management code, recognised by its name
+    (read/care_names.py). The evidence cites its own first coding (a site's code) and its name."""
+    names = [name for name in (text_of(c) for c in concepts) if name.strip()]
+    valueset = CARE_NAMES.valueset_of(names)
+    if valueset is None or valueset not in ctx.vs.by_id or resource.get("status") in ignored:
+        return False
+    ref = ctx.accept(resource, full_url)
+    if ref is None:
+        return False
+    own = next((c for concept in concepts for c in codings(concept) if isinstance(c.get("code"), str)), {})
+    add_management_evidence(ctx, Evidence(
+        reference=ref, resource_type=resource["resourceType"], code=own.get("code"), system=own.get("system"),
+        display=names[0], date=first_date(resource, *when_paths), text=ctx.vs[valueset].label,
+        recognised_by="name"))
+    return True
+
+
+REFERRAL_DATES = ("occurrenceDateTime", "occurrencePeriod.start", "authoredOn")
+ENCOUNTER_DATES = ("period.start", "period.end")
+
+
 def read_service_request(ctx: ReadContext, resource: dict, full_url: str | None) -> None:
     """A referral in the record (not a draft order of this call): physical therapy, manipulation,
-    exercise therapy. Dated by its occurrence, else by when it was authored."""
-    selected = ctx.select(resource, full_url, concepts_of(resource.get("code")), IGNORED_REFERRAL_STATUS, MANAGEMENT)
+    exercise therapy, by code or else by name. Dated by its occurrence, else by when it was authored."""
+    concepts = concepts_of(resource.get("code"))
+    selected = ctx.select(resource, full_url, concepts, IGNORED_REFERRAL_STATUS, MANAGEMENT)
     if selected is None:
+        _named_care(ctx, resource, full_url, concepts, IGNORED_REFERRAL_STATUS, REFERRAL_DATES)
         return
     matches, ref = selected
-    when = first_date(resource, "occurrenceDateTime", "occurrencePeriod.start", "authoredOn")
-    add_management(ctx, ref, resource, matches[0], when)
+    add_management(ctx, ref, resource, matches[0], first_date(resource, *REFERRAL_DATES))
 
 
 def read_encounter(ctx: ReadContext, resource: dict, full_url: str | None) -> None:
-    """An Encounter whose type or service type is physical therapy, dated by its period."""
+    """An Encounter whose type or service type is physical therapy (by code, else by name),
+    dated by its period."""
     concepts = concepts_of(resource.get("serviceType")) + concepts_of(resource.get("type"))
     selected = ctx.select(resource, full_url, concepts, IGNORED_ENCOUNTER_STATUS, MANAGEMENT)
     if selected is None:
+        _named_care(ctx, resource, full_url, concepts, IGNORED_ENCOUNTER_STATUS, ENCOUNTER_DATES)
         return
     matches, ref = selected
-    when = first_date(resource, "period.start", "period.end")
-    add_management(ctx, ref, resource, matches[0], when)
+    add_management(ctx, ref, resource, matches[0], first_date(resource, *ENCOUNTER_DATES))

@@ -1,78 +1,153 @@
 """MedicationRequests and MedicationStatements: systemic corticosteroid exposure and its duration,
-and analgesic prescriptions as prior management (clinical-specification.md §5.8).
+and analgesic prescriptions as prior management (clinical-specification.md §3.7, §5.8).
 
 Role in the data flow: read stage; prolonged exposure (days covered in 12 months) is decided once
-all medication records have been read.
+all medication records have been read. Where the medicine is (§3.7): `medicationCodeableConcept`;
+a `medicationReference` to a contained Medication, to one in the gathered Bundles or read from the
+FHIR server by `gather.medications`; else the reference's `display`. What it is: the value sets'
+codes first (ATC, RxNorm ingredients), then the medicine vocabulary's RxNorm clinical and branded
+drug codes, then its names (`read/medicines`); the evidence says which (`recognised_by`). The dose
+form decides systemic or not: an inhaled, nasal, topical, eye or ear product counts for nothing.
+Self-reported records (`reportedBoolean`, intent `plan`) and MedicationStatements count like
+prescriptions; a record not to be given (`doNotPerform`) or entered in error does not.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
+from cds_service.gather.medications import index_medications, reference_key
 from cds_service.read.context import ReadContext
-from cds_service.read.fhir import AGE_UNIT_DAYS, concepts_of, first_date, parse_date, text_of
+from cds_service.read.fhir import (
+    AGE_UNIT_DAYS,
+    codings,
+    concepts_of,
+    first_date,
+    parse_date,
+    text_of,
+)
 from cds_service.read.inputs import Evidence
-from cds_service.read.management import MANAGEMENT, add_management
+from cds_service.read.management import add_management_evidence
+from cds_service.read.medicines import MedicineMatch, load_vocabulary
 
 IGNORED_MEDREQ_STATUS = frozenset({"entered-in-error", "cancelled", "draft"})
 IGNORED_MEDSTATEMENT_STATUS = frozenset({"entered-in-error", "not-taken"})
 ONGOING_MED_STATUS = frozenset({"active", "on-hold", "intended"})
 MAX_COURSE_DAYS = 3660
+STEROIDS = "systemic-corticosteroids"
+READ_PURPOSES = frozenset({"systemic-corticosteroid", "management"})
+# Read, validated and compiled when the app starts (a broken vocabulary stops it, §3.7).
+VOCABULARY = load_vocabulary()
 
 
-def _medication_concepts(ctx: ReadContext, resource: dict) -> list[dict]:
-    concepts = concepts_of(resource.get("medicationCodeableConcept"))
-    reference = resource.get("medicationReference")
-    if isinstance(reference, dict) and isinstance(reference.get("reference"), str) \
-            and reference["reference"].startswith("#"):
-        wanted = reference["reference"][1:]
+@dataclass
+class Medicine:
+    """What one record says about its medicine: its concepts (codes), the texts that name it, and
+    the texts that may name its dose form (the names, Medication.form, routes, dosage text)."""
+
+    concepts: list[dict] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    forms: list[str] = field(default_factory=list)
+
+
+def _referenced(ctx: ReadContext, resource: dict, reference: object) -> dict | None:
+    """The Medication a reference points to: contained, gathered (a Bundle or read from fhirServer)."""
+    if not isinstance(reference, str):
+        return None
+    if reference.startswith("#"):
         for contained in resource.get("contained") or []:
-            if isinstance(contained, dict) and contained.get("id") == wanted:
-                concepts += concepts_of(contained.get("code"))
-                for ingredient in contained.get("ingredient") or []:
-                    if isinstance(ingredient, dict):
-                        concepts += concepts_of(ingredient.get("itemCodeableConcept"))
-    return concepts
+            if isinstance(contained, dict) and contained.get("id") == reference[1:] \
+                    and contained.get("resourceType", "Medication") == "Medication":
+                return contained
+        return None
+    if ctx.medications is None:
+        ctx.medications = dict(ctx.gathered.medications) or index_medications(ctx.gathered.data)
+    found = ctx.medications.get(reference) or ctx.medications.get(reference_key(reference) or "")
+    return found if isinstance(found, dict) else None
+
+
+def medicine_of(ctx: ReadContext, resource: dict) -> Medicine:
+    medicine = Medicine(concepts=concepts_of(resource.get("medicationCodeableConcept")))
+    reference = resource.get("medicationReference")
+    if isinstance(reference, dict):
+        target = _referenced(ctx, resource, reference.get("reference"))
+        if target is not None:
+            medicine.concepts += concepts_of(target.get("code"))
+            for ingredient in target.get("ingredient") or []:
+                if isinstance(ingredient, dict):
+                    medicine.concepts += concepts_of(ingredient.get("itemCodeableConcept"))
+            medicine.forms.append(text_of(target.get("form")))
+        if isinstance(reference.get("display"), str):
+            medicine.names.append(reference["display"])  # Epic: "ibuprofen (MOTRIN) 600 MG tablet"
+    medicine.names = [text_of(c) for c in medicine.concepts] + medicine.names
+    dosages = resource.get("dosageInstruction") or resource.get("dosage") or []
+    medicine.forms += medicine.names + [
+        f"{text_of(d.get('route'))} {d.get('text') if isinstance(d.get('text'), str) else ''}"
+        for d in dosages if isinstance(d, dict)]
+    return medicine
+
+
+def _recognised(ctx: ReadContext, ref: str, resource: dict, medicine: Medicine,
+                when: date | None) -> dict[str, Evidence]:
+    """Value set id -> the evidence of the medicine found for it: by a value-set code, else by a
+    vocabulary code (SCD, SBD, ingredient), else by name."""
+    found: dict[str, Evidence] = {}
+    for hit in ctx.lookup(medicine.concepts, READ_PURPOSES):
+        if hit.valueset.id not in found:
+            evidence = ctx.evidence(ref, resource, hit, when, text=hit.valueset.label)
+            found[hit.valueset.id] = Evidence(**{**evidence.__dict__, "recognised_by": "code"})
+    if found:
+        return found
+    matches = VOCABULARY.recognise([c for concept in medicine.concepts for c in codings(concept)], medicine.names)
+    for match in matches:
+        if match.valueset not in found and match.valueset in ctx.vs.by_id:
+            found[match.valueset] = _evidence(ctx, ref, resource, match, when)
+    return found
+
+
+def _evidence(ctx: ReadContext, ref: str, resource: dict, match: MedicineMatch, when: date | None) -> Evidence:
+    label = ctx.vs[match.valueset].label
+    if match.recognised_by == "code" and match.coding is not None:
+        display = match.coding.get("display")
+        return Evidence(
+            reference=ref, resource_type=resource["resourceType"], code=str(match.coding.get("code")).strip(),
+            system=match.coding.get("system"), date=when, text=label, recognised_by="code",
+            display=display if isinstance(display, str) and display else
+            (match.product.name if match.product else match.ingredient.name))
+    return Evidence(reference=ref, resource_type=resource["resourceType"], display=match.ingredient.name,
+                    date=when, text=label, recognised_by="name")
+
+
+def _systemic(medicine: Medicine, found: dict[str, Evidence]) -> bool:
+    """Not systemic when any text names an inhaled, nasal, topical, eye or ear form (§3.7)."""
+    return VOCABULARY.systemic(medicine.forms + [e.display or "" for e in found.values()])
 
 
 def read_medication(ctx: ReadContext, resource: dict, full_url: str | None) -> None:
-    concepts = _medication_concepts(ctx, resource)
-    matches = ctx.lookup(concepts, frozenset({"systemic-corticosteroid"}))
     ignored = IGNORED_MEDREQ_STATUS if resource["resourceType"] == "MedicationRequest" else IGNORED_MEDSTATEMENT_STATUS
-    if not matches:
-        _analgesic(ctx, resource, full_url, concepts, ignored)
+    if resource.get("status") in ignored or resource.get("doNotPerform") is True:
         return
-    if resource.get("status") in ignored:
-        return
-    # Not systemic when the route or the product text says so (e.g. inhaled budesonide).
-    dosages = resource.get("dosageInstruction") or resource.get("dosage") or []
-    route_text = " ".join(
-        [text_of(c) for c in concepts]
-        + [text_of(d.get("route")) + " " + str(d.get("text") or "") for d in dosages if isinstance(d, dict)]
-    ).lower()
-    excluded = ctx.vs["systemic-corticosteroids"].extra.get("route_exclude_text", [])
-    if any(word in route_text for word in excluded):
+    medicine = medicine_of(ctx, resource)
+    # Recognised on the raw JSON first (no validation cost for the many records that are no
+    # medicine of the pathway), then accepted: this patient's, valid, not seen before.
+    found = _recognised(ctx, "", resource, medicine, None)
+    if not found or not _systemic(medicine, found):
         return
     ref = ctx.accept(resource, full_url)
     if ref is None:
         return
-    start, end = _course(ctx, resource, dosages)
-    evidence = ctx.evidence(ref, resource, matches[0], start)
-    ctx.inputs.corticosteroids.append(evidence)
-    if start:
-        ctx.steroid_courses.append((start, end or start, evidence))
-
-
-def _analgesic(ctx: ReadContext, resource: dict, full_url: str | None, concepts: list[dict],
-               ignored: frozenset[str]) -> None:
-    """An analgesic prescription (NSAID, acetaminophen, muscle relaxant, neuropathic agent) is
-    prior management of the episode, dated by its start (clinical-specification.md §5.8)."""
-    selected = ctx.select(resource, full_url, concepts, ignored, MANAGEMENT)
-    if selected is None:
-        return
-    matches, ref = selected
-    start, _ = _course(ctx, resource, resource.get("dosageInstruction") or resource.get("dosage") or [])
-    add_management(ctx, ref, resource, matches[0], start)
+    start, end = _course(ctx, resource, resource.get("dosageInstruction") or resource.get("dosage") or [])
+    found = {key: replace(evidence, reference=ref, date=start) for key, evidence in found.items()}
+    steroid = found.pop(STEROIDS, None)
+    if steroid is not None:
+        ctx.inputs.corticosteroids.append(steroid)
+        if start:
+            ctx.steroid_courses.append((start, end or start, steroid))
+    for evidence in found.values():
+        # An analgesic (NSAID, acetaminophen, muscle relaxant, neuropathic agent) is prior
+        # management of the episode, dated by its start (clinical-specification.md §5.8).
+        add_management_evidence(ctx, evidence)
 
 
 def _course(ctx: ReadContext, resource: dict, dosages: list) -> tuple[date | None, date | None]:

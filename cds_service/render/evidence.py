@@ -75,6 +75,9 @@ class EvidenceWords:
             if display.lower() == "reason for the order" and evidence.text:
                 display = evidence.text  # the order's reason as written: its words are the evidence
         what = words(label or display)
+        if evidence.recognised_by == "name" and not label:
+            # A medicine known by its name only (§3.7): "naproxen (by name)".
+            what += f" {self.found_in.get('by-name', '(by name)')}"
         measured = evidence.text if evidence.text and evidence.text[:1].isupper() and any(
             ch.isdigit() for ch in evidence.text) and display != evidence.text else ""
         if measured:
@@ -95,7 +98,8 @@ class EvidenceWords:
     def record(evidence: Evidence, role: str) -> dict:
         item = {"role": role, "reference": evidence.reference, "resourceType": evidence.resource_type,
                 "system": evidence.system, "code": evidence.code, "display": evidence.display,
-                "date": evidence.date.isoformat() if evidence.date else None}
+                "date": evidence.date.isoformat() if evidence.date else None,
+                "recognisedBy": evidence.recognised_by}
         return {k: v for k, v in item.items() if v}
 
     def extension(self, decision: OrderDecision, reference_date: date) -> dict:

@@ -47,8 +47,8 @@ PAMA_CONSULT_ID_URL = "http://fhir.org/argonaut/Extension/pama-rating-consult-id
 # The bearer token the no-prefetch run hands the service; the loopback server demands it.
 SCENARIO_TOKEN = "scenario-token-7f3c9a"
 PREFETCH_KEYS = (
-    "patient", "conditions", "observations", "procedures", "medications", "imagingStudies", "diagnosticReports",
-    "clinicalNotes", "serviceRequests", "encounters",
+    "patient", "conditions", "observations", "procedures", "medications", "medicationStatements", "imagingStudies",
+    "diagnosticReports", "clinicalNotes", "serviceRequests", "encounters",
 )
 # Every key the services announce (cds_service.queries), narrowed keys included.
 PLANNED_TEMPLATES = build_query_plan(load_valuesets(), {}).templates()
@@ -108,7 +108,9 @@ def fixture_problems(name: str, fixture: Any) -> list[str]:
         return problems + ["fixture must be a JSON object"]
     # `binaries`: Binary resources a clinical note's attachment url names (clinical-specification.md
     # §9.1); the runner puts them on the FHIR server, which serves them as raw bytes.
-    extra = set(fixture) - {"title", "description", "request", "expected", "binaries"}
+    # `server_only`: resources only the FHIR server holds, never prefetched (a Medication that a
+    # medicationReference names, clinical-specification.md §3.7); the runner puts them there.
+    extra = set(fixture) - {"title", "description", "request", "expected", "binaries", "server_only"}
     if extra:
         problems.append(f"unknown top-level keys {sorted(extra)}")
     for key in ("title", "description"):
@@ -148,6 +150,11 @@ def fixture_problems(name: str, fixture: Any) -> list[str]:
         and isinstance(b.get("data"), str) for b in binaries
     ):
         problems.append("binaries must be a list of Binary resources with id, contentType and data")
+    server_only = fixture.get("server_only", [])
+    if not isinstance(server_only, list) or not all(
+        isinstance(r, dict) and r.get("resourceType") and r.get("id") for r in server_only
+    ):
+        problems.append("server_only must be a list of FHIR resources with resourceType and id")
     prefetch = request.get("prefetch")
     if not isinstance(prefetch, dict):
         problems.append("request.prefetch must be an object")
@@ -191,10 +198,11 @@ def service_path(request: dict) -> str:
     return f"/cds-services/{SERVICE_FOR_HOOK[request['hook']]}"
 
 
-def load_fhir_server(server, prefetch: dict, binaries: list[dict] = ()) -> int:
-    """Put every resource of the prefetch (and the fixture's Binaries, with the same ids) on the
-    FHIR server (once each); returns how many."""
+def load_fhir_server(server, prefetch: dict, binaries: list[dict] = (), server_only: list[dict] = ()) -> int:
+    """Put every resource of the prefetch (and the fixture's Binaries and server-only resources,
+    with the same ids) on the FHIR server (once each); returns how many."""
     resources: dict[str, dict] = {f"Binary/{b['id']}": copy.deepcopy(b) for b in binaries}
+    resources.update({f"{r['resourceType']}/{r['id']}": copy.deepcopy(r) for r in server_only})
     for value in prefetch.values():
         if not isinstance(value, dict):
             continue
@@ -217,7 +225,8 @@ def without_prefetch(request: dict, fhir_base_url: str, token: str = SCENARIO_TO
         "token_type": "Bearer",
         "expires_in": 300,
         "scope": "patient/Patient.read patient/Condition.read patient/Observation.read "
-        "patient/Procedure.read patient/MedicationRequest.read patient/ImagingStudy.read "
+        "patient/Procedure.read patient/MedicationRequest.read patient/MedicationStatement.read "
+        "patient/Medication.read patient/ImagingStudy.read "
         "patient/DiagnosticReport.read patient/DocumentReference.read patient/Binary.read",
         "subject": "lumbar-imaging-cds",
     }
