@@ -154,7 +154,7 @@ def test_care_names_and_their_schema(tmp_path):
     raw["rules"][0]["counter_examples"].append("Physical therapy")
     path = tmp_path / "care_names.json"
     path.write_text(json.dumps(raw), encoding="utf-8")
-    with pytest.raises(CareNamesError, match=r"care-names.json: rules\[0\]: .*counter_examples"):
+    with pytest.raises(CareNamesError, match=r"care_names.json: rules\[0\]: .*counter_examples"):
         load_care_names_file(path)
 
 
