@@ -95,6 +95,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(openapi_bp)
     app.register_blueprint(ops_bp)
+    from cds_service.governance.screen import init_screen
+
+    init_screen(app, settings)  # the red-flag screen's page and store (clinical-specification.md §12)
     auth.init_app(app)
     _warn_at_start_up(settings, logger)
 

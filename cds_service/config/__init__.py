@@ -197,6 +197,11 @@ class Settings(BaseSettings):
     DASHBOARD_TOKEN: Token = Field(None, description="Token that turns on /dashboard; requests must carry it. Off when unset.")
     METRICS_TOKEN: Token = Field(None, description="Token that turns on /metrics; requests must carry it. Off when unset.")
     RECORD_JUDGEMENTS: Bool = Field(True, description="Record every card and rating in the governance store.")
+    # --- Red-flag screen (clinical-specification.md §12) ----------------------------------------
+    SCREEN_ENABLED: Bool = Field(True, description="Offer the red-flag screen (a link on cards that withhold the rating or cannot date the episode) and read its answers on the next hook call.")
+    SCREEN_SECRET: SecretText = Field("dev-screen-secret-change-me", description="Key that signs the screen's link handles and form tokens; the same in every worker and instance. The shipped default is for development only.")
+    SCREEN_LINK_MINUTES: Count = Field(30, description="Minutes a screen link stays valid after the card that carries it.")
+    SCREEN_KEEP_DAYS: Count = Field(90, description="Days a completed screen's answers are read for the patient's episode.")
 
 
 # --- the public table --------------------------------------------------------------------------

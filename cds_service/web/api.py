@@ -97,7 +97,13 @@ def call_service(service_id: str):
             unavailable_reasons=sorted(set(gathered.unavailable.values())), ms=g.gather_ms,
         )
 
-    result = cds.evaluator.evaluate(hook_request, gathered, now)
+    # The red-flag screen (clinical-specification.md §12): the patient's attested answers in, the
+    # screen's link out (governance.screen; absent when CDS_SCREEN_ENABLED is false).
+    screen = current_app.extensions.get("lumbar_cds_screen")
+    attested = screen.attested_for(hook_request, now) if screen else None
+    result = cds.evaluator.evaluate(hook_request, gathered, now, attested)
+    if screen:
+        screen.after_call(hook_request, result, now, request.url_root)
     cds.recorder.record(hook_request, result, now)
     metrics.judged(result.judgements)
 
