@@ -41,16 +41,13 @@ class ScreenOffer:
 
     card: dict
     order_reference: str
-    order_label: str
+    link_label: str  # "Complete the red-flag screen (3 questions)"
     topic: str | None
     rating: str | None
     page: dict = field(default_factory=dict)  # stored server-side, keyed by the link's handle
 
-    def add_link(self, label: str, url: str, smart_url: str | None = None, app_context: str | None = None) -> None:
-        links = self.card.setdefault("links", [])
-        links.append({"label": label, "url": url, "type": "absolute"})
-        if smart_url and app_context:
-            links.append({"label": label, "url": smart_url, "type": "smart", "appContext": app_context})
+    def add_link(self, url: str) -> None:
+        self.card.setdefault("links", []).append({"label": self.link_label, "url": url, "type": "absolute"})
 
 
 class ScreenRenderer:
@@ -62,11 +59,10 @@ class ScreenRenderer:
             raise CardContentError(f"card content file missing: {path}")
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         env = Environment(undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True)
-        keys = ("link_label", "used", "conflict", "offer", "from_record")
+        keys = ("link_label", "used", "conflict", "from_record")
         if not isinstance(data, dict) or any(not data.get(k) for k in keys):
             raise CardContentError(f"{path.name}: needs the keys {', '.join(keys)}")
-        self.link_label = data["link_label"]
-        self.templates = {k: env.from_string(data[k]) for k in keys[1:]}
+        self.templates = {k: env.from_string(data[k]) for k in keys}
         self.words = EvidenceWords(common)
         self.context = CardContext(common)
         self.questionnaire = questionnaire
@@ -85,8 +81,6 @@ class ScreenRenderer:
             questions = open_questions(decision, self.questionnaire, attested)
             if questions.empty:
                 continue
-            count = len(questions.asked) + int(questions.onset)
-            out.card["detail"] = out.card["detail"] + "\n\n" + self.templates["offer"].render(count=count)
             ref = decision.order.reference
             page = {
                 "order": order_label(decision),
@@ -101,7 +95,8 @@ class ScreenRenderer:
                 # "Screened in the record: ...: none found": what the record showed, group by group.
                 "record_screen": _unescape(self.context.screen(decision)),
             }
-            offers.append(ScreenOffer(out.card, ref, page["order"], decision.topic, decision.rating, page))
+            label = self.templates["link_label"].render(count=len(questions.asked) + int(questions.onset))
+            offers.append(ScreenOffer(out.card, ref, label, decision.topic, decision.rating, page))
         return offers
 
     def _say_used(self, out: RenderedOrder, use: ScreenUse) -> None:

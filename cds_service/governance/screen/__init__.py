@@ -30,6 +30,5 @@ def init_screen(app: Flask, settings: dict) -> None:
     if settings.get("SCREEN_SECRET") == DEV_SECRET:
         warn_once(log, "screen-secret", "CDS_SCREEN_SECRET is the shipped development default: set a secret "
                   "shared by every worker in production, or anyone can mint screen links")
-    app.extensions["lumbar_cds_screen"] = ScreenService(
-        store.engine, settings, state.evaluator.screen_renderer.link_label)
+    app.extensions["lumbar_cds_screen"] = ScreenService(store.engine, settings)
     app.register_blueprint(screen_bp)

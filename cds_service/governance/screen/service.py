@@ -26,13 +26,12 @@ log = get_logger("screen")
 
 
 class ScreenService:
-    def __init__(self, engine: Engine, settings: dict, link_label: str):
+    def __init__(self, engine: Engine, settings: dict):
         self.engine = engine
         self.signer = HandleSigner(settings["SCREEN_SECRET"], int(settings["SCREEN_LINK_MINUTES"]) * 60)
         self.hash_key = settings.get("PATIENT_HASH_KEY") or "change-me-in-production"
         self.keep = timedelta(days=int(settings["SCREEN_KEEP_DAYS"]))
         self.base_url = (settings.get("PUBLIC_BASE_URL") or "").rstrip("/") or None
-        self.link_label = link_label
 
     def patient_key(self, patient_id: str) -> str:
         return patient_hash(self.hash_key, patient_id)
@@ -78,7 +77,7 @@ class ScreenService:
                 with self.engine.begin() as connection:
                     connection.execute(insert(screen).values(row))
                 base = self.base_url or url_root.rstrip("/")
-                offer.add_link(self.link_label, f"{base}/screen/{self.signer.issue(session_id)}")
+                offer.add_link(f"{base}/screen/{self.signer.issue(session_id)}")
         except Exception as error:  # never fail the hook call for the screen
             log_event(log, "screen not offered", 40, exception=type(error).__name__)
 
