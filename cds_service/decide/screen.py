@@ -145,7 +145,7 @@ def decide_with_screen(inputs: PathwayInputs, attested: AttestedScreen,
     full_gaps = dict(inputs.incomplete_data)
     if settled and full_gaps:
         use.covers_gaps = True
-        inputs.incomplete_data = {k: v for k, v in full_gaps.items() if k.rstrip("0123456789") not in NOT_COVERED}
+        inputs.incomplete_data = {k: v for k, v in full_gaps.items() if k.rstrip("0123456789") in NOT_COVERED}
     decisions = decide(inputs)
     for decision in decisions:  # the card still says what could not be read
         decision.incomplete_data = dict(full_gaps)
