@@ -41,6 +41,7 @@ def request_for(pid: str = PATIENT["id"], *resources: dict, hook: str = "order-s
     order = copy.deepcopy(order or MRI_ORDER)
     order["subject"] = {"reference": f"Patient/{pid}"}
     order["authoredOn"] = today().isoformat()
+    order["code"].setdefault("text", order["code"]["coding"][0]["display"])  # the order form shows it
     conditions = [r for r in resources if r["resourceType"] == "Condition"]
     prefetch = prefetch_of(patient(pid), *conditions)
     others = [r for r in resources if r["resourceType"] != "Condition"]
