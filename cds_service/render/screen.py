@@ -46,8 +46,13 @@ class ScreenOffer:
     rating: str | None
     page: dict = field(default_factory=dict)  # stored server-side, keyed by the link's handle
 
-    def add_link(self, url: str) -> None:
-        self.card.setdefault("links", []).append({"label": self.link_label, "url": url, "type": "absolute"})
+    def add_link(self, url: str, smart_url: str | None = None, app_context: str | None = None) -> None:
+        """The absolute link; with a SMART launch URL, the same screen as a SMART app (§12.7)."""
+        links = self.card.setdefault("links", [])
+        links.append({"label": self.link_label, "url": url, "type": "absolute"})
+        if smart_url and app_context:
+            links.append({"label": self.link_label + " (in the EHR)", "url": smart_url, "type": "smart",
+                          "appContext": app_context})
 
 
 class ScreenRenderer:

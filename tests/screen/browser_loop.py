@@ -68,8 +68,8 @@ def run(base_url: str, page, shots: Path | None = None) -> dict:
     if shots:
         page.screenshot(path=str(shots / "screen-page.png"), full_page=True)
     page.get_by_role("button", name="Save answers").focus()
-    page.keyboard.press("Enter")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
     saved = page.inner_text("main")
     again = requests.post(base_url + SELECT, json=body, timeout=30).json()
     return {"first": first, "link": link, "shown": shown, "overflow": overflow, "saved": saved,

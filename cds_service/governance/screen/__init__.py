@@ -32,3 +32,7 @@ def init_screen(app: Flask, settings: dict) -> None:
                   "shared by every worker in production, or anyone can mint screen links")
     app.extensions["lumbar_cds_screen"] = ScreenService(store.engine, settings)
     app.register_blueprint(screen_bp)
+    if settings.get("SMART_LAUNCH_URL"):  # the SMART EHR launch of the same screen (§12.7)
+        from cds_service.governance.screen.smart import smart_bp
+
+        app.register_blueprint(smart_bp)

@@ -44,7 +44,7 @@ def _page(template: str, status: int, **context) -> Response:
     return response
 
 
-def _message(status: int, title: str, text: str) -> Response:
+def message_page(status: int, title: str, text: str) -> Response:
     log_event(log, "screen page refused", 30 if status >= 400 else 20, status=status, reason=title)
     return _page("screen_message.html", status, title=title, text=text)
 
@@ -55,17 +55,17 @@ def screen_page(handle: str):
     try:
         session_id = service.signer.open(handle)
     except HandleExpired:
-        return _message(410, "This screen link has expired",
+        return message_page(410, "This screen link has expired",
                         f"Links last {service.signer.lifetime // 60} minutes. Open the order again: the card "
                         "offers a new link if the record still leaves questions open.")
     except HandleInvalid:
-        return _message(404, "This screen link is not valid",
+        return message_page(404, "This screen link is not valid",
                         "The link is incomplete or was changed. Open it again from the card.")
     row = service.load(session_id)
     if row is None:
-        return _message(404, "This screen link is not valid", "No screen belongs to this link.")
+        return message_page(404, "This screen link is not valid", "No screen belongs to this link.")
     if row.completed_at is not None:
-        return _message(409, "This screen has already been submitted",
+        return message_page(409, "This screen has already been submitted",
                         "Its answers are kept for the episode and used when the order is checked again "
                         "(re-select or sign it). A second submission is not taken.")
     questionnaire = current_app.extensions["lumbar_cds"].evaluator.screen_questionnaire
@@ -77,7 +77,7 @@ def screen_page(handle: str):
     origin = request.headers.get("Origin")
     if (origin and origin not in ("null", request.host_url.rstrip("/"))) or not service.signer.check_form_token(
             request.form.get("form_token", ""), session_id, nonce):
-        return _message(403, "The answers were not accepted",
+        return message_page(403, "The answers were not accepted",
                         "The form did not come from this screen's page (or the page is too old). Open the "
                         "link from the card again.")
     today = datetime.now(UTC).date()
@@ -102,7 +102,7 @@ def screen_page(handle: str):
     response = build_response(questionnaire, str(uuid.uuid4()), answers, onset, care_since, row.patient_hash,
                               row.user_reference, now.isoformat(timespec="seconds"))
     if not service.complete(session_id, response, now):
-        return _message(409, "This screen has already been submitted",
+        return message_page(409, "This screen has already been submitted",
                         "Its answers are kept for the episode. A second submission is not taken.")
     log_event(log, "screen completed", questions=len(answers))
     return _page("screen_message.html", 200, title="Answers saved",

@@ -32,6 +32,7 @@ class ScreenService:
         self.hash_key = settings.get("PATIENT_HASH_KEY") or "change-me-in-production"
         self.keep = timedelta(days=int(settings["SCREEN_KEEP_DAYS"]))
         self.base_url = (settings.get("PUBLIC_BASE_URL") or "").rstrip("/") or None
+        self.smart_launch_url = settings.get("SMART_LAUNCH_URL")  # the smart link (§12.7)
 
     def patient_key(self, patient_id: str) -> str:
         return patient_hash(self.hash_key, patient_id)
@@ -77,7 +78,8 @@ class ScreenService:
                 with self.engine.begin() as connection:
                     connection.execute(insert(screen).values(row))
                 base = self.base_url or url_root.rstrip("/")
-                offer.add_link(f"{base}/screen/{self.signer.issue(session_id)}")
+                handle = self.signer.issue(session_id)
+                offer.add_link(f"{base}/screen/{handle}", self.smart_launch_url, handle)
         except Exception as error:  # never fail the hook call for the screen
             log_event(log, "screen not offered", 40, exception=type(error).__name__)
 
