@@ -85,6 +85,9 @@ def open_questions(decision: OrderDecision, questionnaire: ScreenQuestionnaire,
     A question the clinician already answered is not asked again."""
     answered = set(attested.answers) if attested else set()
     facts = list(decision.red_flags) + list(decision.documented_absent)
+    # Red flags are worth asking only when the screen can stand in for what was not read.
+    unreliable = decision.rating_withheld and any(
+        k.rstrip("0123456789") not in NOT_COVERED for k in decision.incomplete_data)
     asked, from_record = [], []
     for question in questionnaire.questions:
         if question.is_red_flag:
@@ -92,7 +95,7 @@ def open_questions(decision: OrderDecision, questionnaire: ScreenQuestionnaire,
                           if f.group == question.group and f.kind in record_kinds(question))
             if found:
                 from_record.append((question, found))
-            elif decision.rating_withheld and question.link_id not in answered:
+            elif unreliable and question.link_id not in answered:
                 asked.append(question.link_id)
         elif decision.management:
             from_record.append((question, tuple(decision.management)))

@@ -30,6 +30,11 @@ SCREEN_EXTENSION_KEY = "lumbar-imaging-cds-screen"
 _MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]<>()#|!~.+-])")
 
 
+def _in_a_list(label: str) -> str:
+    """"Fever" -> "fever" inside a sentence; an initialism stays ("IV drug use")."""
+    return label if label[1:2].isupper() else label[:1].lower() + label[1:]
+
+
 def _unescape(text: str) -> str:
     """Card words (markdown-escaped) as page text: the page's template escapes them for HTML."""
     return _MD_ESCAPE.sub(r"\1", text)
@@ -110,10 +115,10 @@ class ScreenRenderer:
         if use.onset_used and attested.onset:
             onset = f"{day(attested.onset)}"
         text = self.templates["used"].render(
-            day=day(attested.attested_on), yes=[md(q.label.lower(), 60) for q in use.yes],
-            no=[md(q.label.lower(), 60) for q in use.no], onset=onset, covers_gaps=use.covers_gaps,
+            day=day(attested.attested_on), yes=[md(_in_a_list(q.label), 60) for q in use.yes],
+            no=[md(_in_a_list(q.label), 60) for q in use.no], onset=onset, covers_gaps=use.covers_gaps,
         ).strip()
-        for question, facts in use.conflicts:
+        for _question, facts in use.conflicts:
             signs = "; ".join(self.words.fact(f, out.decision.order.reference) for f in facts[:3])
             text += "\n\n" + self.templates["conflict"].render(sign=signs)
         out.card["detail"] = out.card["detail"] + "\n\n" + text

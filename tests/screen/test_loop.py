@@ -156,3 +156,25 @@ def test_the_screen_is_off_when_disabled(tmp_path):
         assert app.test_client().get("/screen/anything").status_code == 404
     finally:
         app.extensions["lumbar_cds_shutdown"]()
+
+
+def test_a_gap_the_screen_cannot_cover_asks_no_red_flags(client):
+    # Only prior imaging could not be read: no answer about red flags would make a rating safe.
+    body = request_for("pat-imaging-gap", lbp("pat-imaging-gap"), drop_keys=("imagingStudies",))
+    first = post_hook(client, body)
+    assert rating_of(first) is None
+    page = client.get(screen_path(first)).get_data(as_text=True)
+    assert "When did this episode" in page and 'name="fever"' not in page
+
+
+def test_silent_mode_offers_no_screen(tmp_path):
+    from cds_service.app import create_app
+
+    app = create_app({"TESTING": True, "DATABASE_PATH": str(tmp_path / "s.sqlite3"), "MODE": "silent"})
+    try:
+        assert post_hook(app.test_client(), request_for("pat-silent", lbp("pat-silent")))["cards"] == []
+        from cds_service.governance.screen.counts import load_screen_counts
+
+        assert load_screen_counts(app.extensions["lumbar_cds_screen"].engine, None, None)["offered"] == 0
+    finally:
+        app.extensions["lumbar_cds_shutdown"]()

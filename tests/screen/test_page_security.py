@@ -107,3 +107,18 @@ def test_the_page_shows_no_name_and_is_not_cached(client):
     for question in ("onset-date", "onset-weeks"):
         assert f'<label for="{question}">' in html  # every input has its label
     assert html.count("<fieldset") == html.count("<legend>")
+
+
+def test_behind_a_proxy_the_public_origin_is_the_page_s_own(tmp_path):
+    from cds_service.app import create_app
+
+    app = create_app({"TESTING": True, "DATABASE_PATH": str(tmp_path / "s.sqlite3"),
+                      "PUBLIC_BASE_URL": "https://cds.example.org"})
+    try:
+        client = app.test_client()
+        link = post_hook(client, request_for("pat-proxy", lbp("pat-proxy")))["cards"][0]["links"][-1]["url"]
+        assert link.startswith("https://cds.example.org/screen/")
+        path = "/screen/" + link.rsplit("/", 1)[1]
+        assert answer(client, path, ANSWERS, Origin="https://cds.example.org").status_code == 200
+    finally:
+        app.extensions["lumbar_cds_shutdown"]()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, render_template, request
 
@@ -75,7 +76,7 @@ def screen_page(handle: str):
 
     nonce = request.cookies.get(NONCE_COOKIE)
     origin = request.headers.get("Origin")
-    if (origin and origin not in ("null", request.host_url.rstrip("/"))) or not service.signer.check_form_token(
+    if (origin and origin not in _own_origins()) or not service.signer.check_form_token(
             request.form.get("form_token", ""), session_id, nonce):
         return message_page(403, "The answers were not accepted",
                         "The form did not come from this screen's page (or the page is too old). Open the "
@@ -109,6 +110,17 @@ def screen_page(handle: str):
                  text="The answers are kept for this episode. Return to the order: they are used when it is "
                       "checked again (re-select the order or sign it), and the card will say so.",
                  done=True)
+
+
+def _own_origins() -> set[str]:
+    """The origins a genuine POST comes from: this request's host, and CDS_PUBLIC_BASE_URL's
+    (behind a reverse proxy the two differ). "null": a browser that hides the origin."""
+    origins = {"null", request.host_url.rstrip("/")}
+    base = current_app.config.get("PUBLIC_BASE_URL")
+    if base:
+        parts = urlsplit(base)
+        origins.add(f"{parts.scheme}://{parts.netloc}")
+    return origins
 
 
 def _form(questionnaire, page: dict, session_id: str, values: dict, errors: dict, status: int) -> Response:

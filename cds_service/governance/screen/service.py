@@ -33,6 +33,7 @@ class ScreenService:
         self.keep = timedelta(days=int(settings["SCREEN_KEEP_DAYS"]))
         self.base_url = (settings.get("PUBLIC_BASE_URL") or "").rstrip("/") or None
         self.smart_launch_url = settings.get("SMART_LAUNCH_URL")  # the smart link (§12.7)
+        self.silent = settings.get("MODE") == "silent"  # no card is shown: no screen is offered
 
     def patient_key(self, patient_id: str) -> str:
         return patient_hash(self.hash_key, patient_id)
@@ -65,7 +66,7 @@ class ScreenService:
         try:
             if result.screen_use is not None:
                 self._mark_used(request, result, now)
-            for offer in result.screen_offers:
+            for offer in [] if self.silent else result.screen_offers:
                 session_id = self.signer.new_session_id()
                 row = {
                     "id": session_id, "created_at": naive_utc(now),
