@@ -1,18 +1,17 @@
 """The red-flag screen beside the hook flow: its store, its page, and its counts.
 
 Role in the data flow: `init_screen(app, settings)` is one step of `create_app`: it builds the
-`ScreenService` on the governance store's database (the recorder's engine, or the store of these
-settings when recording is off), registers the page's blueprint, and puts the service in
+`ScreenService` on the governance store's database (the recorder's engine), registers the page's blueprint, and puts the service in
 `app.extensions["lumbar_cds_screen"]`, where the hook controller finds it
-(docs/clinical-specification.md §12). With CDS_SCREEN_ENABLED=false nothing is registered and
-the cards carry no link.
+(docs/clinical-specification.md §12). With CDS_SCREEN_ENABLED=false, or with recording off
+(CDS_RECORD_JUDGEMENTS=false: there is no store to keep the screens in), nothing is registered
+and the cards carry no link.
 """
 
 from __future__ import annotations
 
 from flask import Flask
 
-from cds_service.governance.store import open_store
 from cds_service.logs import get_logger, warn_once
 from cds_service.security.handles import DEV_SECRET
 
@@ -26,7 +25,9 @@ def init_screen(app: Flask, settings: dict) -> None:
     from cds_service.governance.screen.service import ScreenService
 
     state = app.extensions["lumbar_cds"]
-    store = getattr(state.recorder, "store", None) or open_store(settings)
+    store = getattr(state.recorder, "store", None)
+    if store is None:
+        return
     if settings.get("SCREEN_SECRET") == DEV_SECRET:
         warn_once(log, "screen-secret", "CDS_SCREEN_SECRET is the shipped development default: set a secret "
                   "shared by every worker in production, or anyone can mint screen links")

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, render_template, request
+from sqlalchemy.exc import SQLAlchemyError
 
 from cds_service.governance.screen.service import ScreenService
 from cds_service.logs import get_logger, log_event
@@ -62,7 +63,12 @@ def screen_page(handle: str):
     except HandleInvalid:
         return message_page(404, "This screen link is not valid",
                         "The link is incomplete or was changed. Open it again from the card.")
-    row = service.load(session_id)
+    try:
+        row = service.load(session_id)
+    except SQLAlchemyError as error:
+        log_event(log, "screen store unavailable", 40, exception=type(error).__name__)
+        return message_page(503, "The screen cannot be opened right now",
+                            "Its store cannot be reached. Try the link again in a minute.")
     if row is None:
         return message_page(404, "This screen link is not valid", "No screen belongs to this link.")
     if row.completed_at is not None:
@@ -102,7 +108,13 @@ def screen_page(handle: str):
     now = datetime.now(UTC)
     response = build_response(questionnaire, str(uuid.uuid4()), answers, onset, care_since, row.patient_hash,
                               row.user_reference, now.isoformat(timespec="seconds"))
-    if not service.complete(session_id, response, now):
+    try:
+        completed = service.complete(session_id, response, now)
+    except SQLAlchemyError as error:
+        log_event(log, "screen store unavailable", 40, exception=type(error).__name__)
+        return _form(questionnaire, page, session_id, values,
+                     {"form": "The answers could not be saved just now: press Save again in a minute."}, 503)
+    if not completed:
         return message_page(409, "This screen has already been submitted",
                         "Its answers are kept for the episode. A second submission is not taken.")
     log_event(log, "screen completed", questions=len(answers))

@@ -6,12 +6,14 @@ of the episode, read as facts by `decide.screen`), and hands the result to `afte
 which stores each offered screen (what its page needs, keyed by a random session id), puts the
 link with its signed handle on the card, and marks completed screens as used by this decision.
 The page (`page.py`) loads a screen by its handle and completes it once. A store failure never
-fails a hook call: the card goes out without the link, and the answers are read next time
-(docs/clinical-specification.md §12).
+fails a hook call: the card goes out without the link, and the answers are read next time; after
+a failure the store is left alone for PAUSE_SECONDS, so an outage costs one connect timeout per
+pause, not one per hook call (docs/clinical-specification.md §12).
 """
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, and_, insert, select, update
@@ -23,6 +25,7 @@ from cds_service.read.screen import AttestedScreen, ScreenDataError, merge, read
 from cds_service.security.handles import HandleSigner
 
 log = get_logger("screen")
+PAUSE_SECONDS = 30.0
 
 
 class ScreenService:
@@ -34,6 +37,14 @@ class ScreenService:
         self.base_url = (settings.get("PUBLIC_BASE_URL") or "").rstrip("/") or None
         self.smart_launch_url = settings.get("SMART_LAUNCH_URL")  # the smart link (§12.7)
         self.silent = settings.get("MODE") == "silent"  # no card is shown: no screen is offered
+        self._paused_until = 0.0  # monotonic time until which the hook path leaves the store alone
+
+    def _available(self) -> bool:
+        return time.monotonic() >= self._paused_until
+
+    def _failed(self, event: str, error: Exception) -> None:
+        self._paused_until = time.monotonic() + PAUSE_SECONDS
+        log_event(log, event, 40, exception=type(error).__name__, paused_seconds=PAUSE_SECONDS)
 
     def patient_key(self, patient_id: str) -> str:
         return patient_hash(self.hash_key, patient_id)
@@ -42,6 +53,8 @@ class ScreenService:
 
     def attested_for(self, request, now: datetime) -> AttestedScreen | None:
         """The patient's screens completed within SCREEN_KEEP_DAYS, merged (the latest answer wins)."""
+        if not self._available():
+            return None
         key = self.patient_key(request.patient_id)
         c = screen.c
         query = (select(c.response, c.completed_at)
@@ -51,7 +64,7 @@ class ScreenService:
             with self.engine.connect() as connection:
                 rows = connection.execute(query).all()
         except Exception as error:  # the store is down: decide on the record alone
-            log_event(log, "screen answers unavailable", 30, exception=type(error).__name__)
+            self._failed("screen answers unavailable", error)
             return None
         screens = []
         for row in rows:
@@ -63,6 +76,8 @@ class ScreenService:
 
     def after_call(self, request, result, now: datetime, url_root: str) -> None:
         """Mark completed screens used by this decision; store each offer and link it on its card."""
+        if not self._available():
+            return
         try:
             if result.screen_use is not None:
                 self._mark_used(request, result, now)
@@ -82,7 +97,7 @@ class ScreenService:
                 handle = self.signer.issue(session_id)
                 offer.add_link(f"{base}/screen/{handle}", self.smart_launch_url, handle)
         except Exception as error:  # never fail the hook call for the screen
-            log_event(log, "screen not offered", 40, exception=type(error).__name__)
+            self._failed("screen not offered", error)
 
     def _mark_used(self, request, result, now: datetime) -> None:
         key = self.patient_key(request.patient_id)
