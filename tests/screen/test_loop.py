@@ -178,3 +178,19 @@ def test_silent_mode_offers_no_screen(tmp_path):
         assert load_screen_counts(app.extensions["lumbar_cds_screen"].engine, None, None)["offered"] == 0
     finally:
         app.extensions["lumbar_cds_shutdown"]()
+
+
+def test_the_loop_with_the_record_fetched_from_the_fhir_server(client, fhir_server):
+    """The same loop when the EHR sends no prefetch: the service reads the record from the real
+    FHIR server on loopback, and the answers from its store."""
+    from tests.support.scenario import load_fhir_server, without_prefetch
+
+    body = request_for("pat-fetched", lbp("pat-fetched"))
+    load_fhir_server(fhir_server, body["prefetch"])
+    fetched = without_prefetch(body, fhir_server.base_url)
+    first = post_hook(client, fetched)
+    assert [c["source"]["topic"]["code"] for c in first["cards"]] == ["symptom-duration-unknown"]
+    answer(client, screen_path(first), {"onset-weeks": "7", "physical-therapy": "no", "analgesics": "no"})
+    again = post_hook(client, fetched)
+    assert [c["source"]["topic"]["code"] for c in again["cards"]] == ["no-prior-management"]
+    assert rating_of(again) == "not-appropriate"
