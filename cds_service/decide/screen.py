@@ -65,7 +65,7 @@ class OpenQuestions:
 
     onset: bool
     asked: tuple[str, ...]  # linkIds of yes/no questions
-    from_record: tuple[tuple[ScreenQuestion, tuple[Evidence, ...]], ...]
+    from_record: tuple[tuple[ScreenQuestion, tuple[tuple[str, Evidence], ...]], ...]  # (label, evidence)
 
     @property
     def empty(self) -> bool:
@@ -91,14 +91,14 @@ def open_questions(decision: OrderDecision, questionnaire: ScreenQuestionnaire,
     asked, from_record = [], []
     for question in questionnaire.questions:
         if question.is_red_flag:
-            found = tuple(f.evidence for f in facts
+            found = tuple((f.label, f.evidence) for f in facts
                           if f.group == question.group and f.kind in record_kinds(question))
             if found:
                 from_record.append((question, found))
             elif unreliable and question.link_id not in answered:
                 asked.append(question.link_id)
         elif decision.management:
-            from_record.append((question, tuple(decision.management)))
+            from_record.append((question, tuple((e.display or question.label, e) for e in decision.management)))
         elif question.link_id not in answered:
             asked.append(question.link_id)
     onset = (decision.onset is None or decision.onset_is_lower_bound) and not (attested and attested.onset)

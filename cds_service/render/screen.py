@@ -12,13 +12,14 @@ controller adds it (`ScreenOffer.add_link`). Wording: `cards/screen.yaml`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
 from jinja2 import Environment, StrictUndefined
 
 from cds_service.decide.screen import ScreenUse, offers_screen, open_questions
+from cds_service.read.inputs import Evidence
 from cds_service.read.screen import AttestedScreen, ScreenQuestionnaire
 from cds_service.render.cards import RenderedOrder
 from cds_service.render.content import CardContentError
@@ -28,6 +29,14 @@ from cds_service.render.text import md
 
 SCREEN_EXTENSION_KEY = "lumbar-imaging-cds-screen"
 _MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]<>()#|!~.+-])")
+
+
+def _no_note_words(evidence: Evidence) -> Evidence:
+    """What, where and when of a fact from free text, without the note's words: the stored page
+    keeps no record text (a measured value such as a temperature stays)."""
+    if evidence.resource_type == "DocumentReference" or "free text" in (evidence.display or ""):
+        return replace(evidence, text=None)
+    return evidence
 
 
 def _in_a_list(label: str) -> str:
@@ -99,7 +108,7 @@ class ScreenRenderer:
                 "asked": list(questions.asked),
                 "from_record": [
                     {"linkId": q.link_id, "label": q.label, "text": _unescape(self.templates["from_record"].render(
-                        facts=[self.words.phrase(e, ref, label=e.display or q.label) for e in evidence[:3]]))}
+                        facts=[self.words.phrase(_no_note_words(e), ref, label=label) for label, e in evidence[:3]]))}
                     for q, evidence in questions.from_record
                 ],
                 # "Screened in the record: ...: none found": what the record showed, group by group.

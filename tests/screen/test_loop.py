@@ -128,6 +128,14 @@ def test_a_sign_in_the_record_is_not_cancelled_by_a_no(client):
     assert card["extension"]["lumbar-imaging-cds-screen"]["conflicts"] == ["fever"]
 
 
+def test_what_the_record_shows_is_not_asked_but_shown_with_its_source(client):
+    body = request_for("pat-shown", lbp("pat-shown", onset_days_ago=10), fever_observation("pat-shown"),
+                       drop_keys=("procedures",), order=XR_ORDER)
+    page = client.get(screen_path(post_hook(client, body))).get_data(as_text=True)
+    assert 'name="fever"' not in page and 'name="trauma"' in page
+    assert f"Fever: from the record: Fever (body temperature 38.6 °C) in the observations, {day(today())}" in page
+
+
 def test_answers_belong_to_their_patient(client):
     a = request_for("pat-a", lbp("pat-a"))
     b = request_for("pat-b", lbp("pat-b"))
