@@ -16,6 +16,7 @@ from flask import Flask, g, request
 from flask_cors import CORS
 
 from cds_service.config import load_settings
+from cds_service.governance.screen import init_screen
 from cds_service.governance.store import store_readiness
 from cds_service.logs import configure_logging, said_once, warn_once
 from cds_service.security import auth
@@ -40,6 +41,7 @@ def create_app(config: dict | None = None) -> Flask:
     init_cors(app, settings)
     init_request_clock(app)
     init_blueprints(app)
+    init_screen(app, settings)  # the red-flag screen's page and store (clinical-specification.md §12)
     auth.init_app(app)
     _warn_at_start_up(settings, logger)
     init_health(app)

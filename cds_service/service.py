@@ -55,6 +55,7 @@ class CdsService:
         # Discovery announces the prefetch templates narrowed from the value sets (queries.py).
         self.registry = ServiceRegistry(prefetch=evaluator.query_plan.templates())
         self.recorder = recorder  # governance.store: record(request, result, now), flush(), close()
+        self.screen = None  # the red-flag screen (governance.screen.init_screen sets it when enabled)
 
     @classmethod
     def start(cls, settings: dict) -> CdsService:
@@ -77,9 +78,10 @@ class CdsService:
         check_bundle_sizes(body, self.settings["MAX_BUNDLE_ENTRIES"])
         return parse_hook_request(body, service)
 
-    def answer(self, request: HookRequest, now: datetime | None = None) -> Answer:
+    def answer(self, request: HookRequest, now: datetime | None = None, url_root: str = "") -> Answer:
         """Gather, evaluate and record one validated call. `now` (aware UTC) is the call's one
-        clock: the date floors of the FHIR searches and the reference date agree."""
+        clock: the date floors of the FHIR searches and the reference date agree. `url_root` is
+        the service's own address, for the red-flag screen's link (none without it)."""
         self._admit(request)
         now = now or datetime.now(UTC)
         started = time.perf_counter()
@@ -93,7 +95,13 @@ class CdsService:
                 incomplete={key: kind for key, kind in sorted(gathered.incomplete.items())},
                 unavailable_reasons=sorted(set(gathered.unavailable.values())), ms=gather_ms,
             )
-        result = self.evaluator.evaluate(request, gathered, now)
+        # The red-flag screen (clinical-specification.md §12): the patient's attested answers in,
+        # the screen's link out (None when CDS_SCREEN_ENABLED is false or nothing is recorded).
+        screen = self.screen
+        attested = screen.attested_for(request, now) if screen else None
+        result = self.evaluator.evaluate(request, gathered, now, attested)
+        if screen and url_root:
+            screen.after_call(request, result, now, url_root)
         self.recorder.record(request, result, now)
         metrics.judged(result.judgements)
         # Silent mode (pilot a rule before turning it on): decided and recorded, nothing shown.

@@ -403,4 +403,4 @@ def test_markdown_rows_have_four_cells():
 
 
 def test_every_secret_setting_is_hidden():
-    assert {k for k, s in SETTINGS_BY_KEY.items() if s.secret} == {"PATIENT_HASH_KEY", "DASHBOARD_TOKEN", "METRICS_TOKEN"}
+    assert {k for k, s in SETTINGS_BY_KEY.items() if s.secret} == {"PATIENT_HASH_KEY", "DASHBOARD_TOKEN", "METRICS_TOKEN", "SCREEN_SECRET"}

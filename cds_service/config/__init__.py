@@ -108,6 +108,7 @@ Csv = _kind(_csv, "comma-separated list", py=tuple[str, ...])
 Origins = _kind(_each(_origin_problem, "http(s) origins"), "comma-separated http(s) origins", py=tuple[str, ...])
 Token = _kind(_optional(_token), "text", py=str | None, secret=True)
 SecretText = _kind(_text, "text", py=str, secret=True)
+Text = _kind(_text, "text", py=str)
 LogLevel = _kind(_choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", upper=True),
                  "DEBUG, INFO, WARNING, ERROR, CRITICAL", py=str)
 Mode = _kind(_choice("active", "silent"), "active, silent", py=str)
@@ -197,6 +198,13 @@ class Settings(BaseSettings):
     DASHBOARD_TOKEN: Token = Field(None, description="Token that turns on /dashboard; requests must carry it. Off when unset.")
     METRICS_TOKEN: Token = Field(None, description="Token that turns on /metrics; requests must carry it. Off when unset.")
     RECORD_JUDGEMENTS: Bool = Field(True, description="Record every card and rating in the governance store.")
+    # --- Red-flag screen (clinical-specification.md §12) ----------------------------------------
+    SCREEN_ENABLED: Bool = Field(True, description="Offer the red-flag screen (a link on cards that withhold the rating or cannot date the episode) and read its answers on the next hook call.")
+    SCREEN_SECRET: SecretText = Field("dev-screen-secret-change-me", description="Key that signs the screen's link handles and form tokens; the same in every worker and instance. The shipped default is for development only.")
+    SCREEN_LINK_MINUTES: Count = Field(30, description="Minutes a screen link stays valid after the card that carries it.")
+    SCREEN_KEEP_DAYS: Count = Field(90, description="Days a completed screen's answers are read for the patient's episode.")
+    SMART_LAUNCH_URL: BaseUrl = Field(None, description="When set, cards that offer the red-flag screen also carry a `smart` link to this launch URL (normally `<public base URL>/screen/launch`) with the screen's handle as `appContext`; the service then runs the SMART EHR launch.")
+    SMART_CLIENT_ID: Text = Field("lumbar-imaging-cds-screen", description="The OAuth client id the service is registered under at the EHR's SMART authorization server (a public client, PKCE S256).")
 
 
 # --- the public table --------------------------------------------------------------------------

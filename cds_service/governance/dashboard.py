@@ -19,6 +19,7 @@ from flask import Blueprint, current_app, render_template, request, send_file
 from sqlalchemy.exc import SQLAlchemyError
 
 from cds_service.governance.report import build_report, chart_data
+from cds_service.governance.screen.counts import load_screen_counts
 from cds_service.governance.store.labels import load_reason_labels
 from cds_service.hooks.errors import CdsError
 from cds_service.logs import get_logger, log_event
@@ -75,6 +76,7 @@ def _period_report(store) -> dict:
         raise CdsError("LCDS-1006", {"field": "since", "reason": "must not be after 'until'"}, field="since")
     try:
         judgements, feedback = store.load_rows(since, until)
+        screens = load_screen_counts(store.engine, since, until)  # the red-flag screen (§12.5)
     except SQLAlchemyError as error:
         log_event(log, "governance store unavailable for the dashboard", 40, exception=type(error).__name__)
         raise CdsError("LCDS-1503") from None
@@ -82,7 +84,7 @@ def _period_report(store) -> dict:
     if labels is None:  # read once: the card content does not change while the app runs
         labels = current_app.extensions["lumbar_cds_reason_labels"] = load_reason_labels(
             current_app.config.get("CARDS_DIR"))
-    return build_report(judgements, feedback, since, until, labels)
+    return {**build_report(judgements, feedback, since, until, labels), "screen": screens}
 
 
 def _private(response):

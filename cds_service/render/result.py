@@ -28,3 +28,7 @@ class Judgement:
 class EvaluationResult:
     response: dict  # the CDS Hooks response body: {"cards": [...], "systemActions": [...], ...}
     judgements: list[Judgement] = field(default_factory=list)
+    # The red-flag screen (clinical-specification.md §12): cards that offer it (render.screen.ScreenOffer),
+    # and how the patient's attested answers entered the decision (decide.screen.ScreenUse), if they did.
+    screen_offers: list = field(default_factory=list)
+    screen_use: object | None = None

@@ -66,7 +66,7 @@ def call_service(service_id: str):
     service.definition(service_id)  # an unknown service is 404 whatever the body
     hook_call = service.read_request(service_id, parse_json_body())
     g.hook_instance = hook_call.hook_instance
-    return json_response(service.answer(hook_call).response)
+    return json_response(service.answer(hook_call, url_root=request.url_root).response)
 
 
 def log_request(response: Response) -> Response:

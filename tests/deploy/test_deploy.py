@@ -29,6 +29,7 @@ SAMPLES = {
     "CDS_FHIR_ALLOWED_ORIGINS": "https://fhir.ehr.example.org",
     "CDS_PUBLIC_BASE_URL": "https://cds.example.org",
     "CDS_PATIENT_HASH_KEY": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    "CDS_SCREEN_SECRET": "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752",
 }
 
 _PLACEHOLDER = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
@@ -166,7 +167,7 @@ def test_app_settings_are_known_and_accepted(services, tmp_path):
 
 
 def test_secrets_come_from_the_env_file_not_the_compose_file(compose_text):
-    for name in ("CDS_PATIENT_HASH_KEY", "POSTGRES_PASSWORD"):
+    for name in ("CDS_PATIENT_HASH_KEY", "CDS_SCREEN_SECRET", "POSTGRES_PASSWORD"):
         assert re.search(rf"{name}: \$\{{{name}:\?", compose_text), f"{name} must be a required placeholder"
     assert "POSTGRES_PASSWORD:?" in compose_text.split("CDS_DATABASE_URL:", 1)[1].split("\n", 1)[0]
 

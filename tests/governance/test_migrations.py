@@ -23,7 +23,7 @@ def test_db_upgrade_builds_the_schema_of_the_code(fresh_url, capsys):
     assert cli_main(["db", "current", "--database-url", fresh_url]) == 1
     assert "behind" in capsys.readouterr().out
     assert cli_main(["db", "upgrade", "--database-url", fresh_url]) == 0
-    assert "is at revision 0002" in capsys.readouterr().out
+    assert "is at revision 0003" in capsys.readouterr().out
     assert cli_main(["db", "current", "--database-url", fresh_url]) == 0
     assert "(current)" in capsys.readouterr().out
     assert cli_main(["db", "upgrade", "--database-url", fresh_url]) == 0  # idempotent

@@ -81,7 +81,8 @@ def problems_of(card: dict, topic: str) -> list[str]:
         out += [f"{field} shows the ISO date {d}" for d in ISO_DATE.findall(text)]
         out += [f"{field} has {s!r}" for s in ASCII_STAND_INS if s in text]
         out += [f"{field} shows a code system" for s in ("ICD-10", "SNOMED", "CPT", "LOINC", "RxNorm") if s in text]
-    links = card.get("links") or []
+    # The guideline links (the red-flag screen's link is the service's own URL, §12).
+    links = [link for link in card.get("links") or [] if "/screen/" not in link["url"]]
     if not links or not all(link.get("type") == "absolute" and link["url"].startswith("https://") for link in links):
         out.append("the guideline is not an absolute link")
     evidence = (card.get("extension") or {}).get(EXTENSION_KEY) or {}

@@ -123,6 +123,9 @@ def _db_current(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from cds_service.governance.report import build_report, render_csv, render_table
+    from cds_service.governance.screen.counts import csv_rows as screen_csv_rows
+    from cds_service.governance.screen.counts import load_screen_counts
+    from cds_service.governance.screen.counts import report_lines as screen_report_lines
     from cds_service.governance.store import Store
     from cds_service.governance.store.database import database_url, upgrade
     from cds_service.governance.store.labels import load_reason_labels
@@ -135,16 +138,18 @@ def _report(args: argparse.Namespace) -> int:
         if database_url(settings)[1]:
             upgrade(engine)  # a SQLite file is created and migrated, as the service does at start
         judgements, feedback = Store(engine).load_rows(args.since, args.until)
+        screens = load_screen_counts(engine, args.since, args.until)  # the red-flag screen (§12.5)
     except Exception as error:
         raise _store_error(engine, error, "reading the judgements") from None
     finally:
         engine.dispose()
     report = build_report(judgements, feedback, args.since, args.until,
                           load_reason_labels(settings.get("CARDS_DIR")))
+    report["screen"] = screens
     if args.format == "json":
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
     elif args.format == "csv":
-        sys.stdout.write(render_csv(report))
+        sys.stdout.write(render_csv(report) + screen_csv_rows(screens))
     else:
-        sys.stdout.write(render_table(report))
+        sys.stdout.write(render_table(report) + screen_report_lines(screens))
     return 0

@@ -63,3 +63,6 @@ feedback = Table(
     # True when no judgement with this card uuid had been recorded when the feedback arrived.
     Column("orphan", Boolean, nullable=False),
 )
+
+# The red-flag screen's table lives in its own module, on this metadata (clinical-specification.md §12).
+from cds_service.governance.store import screen_table  # noqa: E402,F401
