@@ -99,6 +99,13 @@ def build_query_plan(valuesets: ValueSets, settings: dict) -> QueryPlan:
         SearchQuery("DocumentReference", (("category", "clinical-note"),), "date", NOTES_LOOKBACK_DAYS,
                     fallbacks=(("date", "_count"), ("category",))),
     )))
+    # Examination Observations (clinical-specification.md §9.1): by category, not code, as an exam
+    # finding is often coded with text only; those of the notes' look-back. Epic refuses an
+    # Observation search without code or category, so the category is never dropped.
+    plan.add(KeyPlan("examObservations", PREFETCH_TEMPLATES["examObservations"], "Observation", (
+        SearchQuery("Observation", (("category", "exam"),), "date", NOTES_LOOKBACK_DAYS,
+                    fallbacks=(("date", "_count"),)),
+    )))
     # Prior management (§5.8): referrals and visits by date, not by code: EHRs code a referral
     # with a site's own procedure code ("Ambulatory referral to Physical Therapy", Epic), which
     # is recognised by its name (read/care_names.py); Procedures and medication records are read

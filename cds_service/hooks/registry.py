@@ -24,6 +24,9 @@ PREFETCH_TEMPLATES: dict[str, str] = {
     "diagnosticReports": "DiagnosticReport?patient={{context.patientId}}",
     # Clinical notes, read as free text (clinical-specification.md §9.1).
     "clinicalNotes": "DocumentReference?patient={{context.patientId}}&category=clinical-note",
+    # Examination findings recorded as Observations, often coded with text only ("DRE: reduced
+    # tone"): asked for by category, read as free text (clinical-specification.md §9.1).
+    "examObservations": "Observation?patient={{context.patientId}}&category=exam",
     # Prior management (clinical-specification.md §5.8): referrals and physical-therapy visits.
     "serviceRequests": "ServiceRequest?patient={{context.patientId}}",
     "encounters": "Encounter?patient={{context.patientId}}",

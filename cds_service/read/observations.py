@@ -61,20 +61,27 @@ def read_observation(ctx: ReadContext, resource: dict, full_url: str | None) -> 
         apply_findings(ctx, source, read_source(ctx, source, texts))
 
 
-def observation_texts(resource: dict) -> list[str]:
-    """clinical-specification.md §9.1: valueString, valueCodeableConcept.text and the notes."""
-    texts = [resource["valueString"]] if isinstance(resource.get("valueString"), str) else []
+def observation_texts(resource: dict, with_code_text: bool = False) -> list[str]:
+    """clinical-specification.md §9.1: valueString, valueCodeableConcept.text and the notes. With
+    `with_code_text` (an Observation none of whose codes the value sets know), `code.text` too, in
+    front of the value it names ("DRE" and "reduced tone" read as "DRE: reduced tone")."""
+    values = [resource["valueString"]] if isinstance(resource.get("valueString"), str) else []
     value = resource.get("valueCodeableConcept")
     if isinstance(value, dict) and isinstance(value.get("text"), str):
-        texts.append(value["text"])
-    return texts + texts_of_notes(resource)
+        values.append(value["text"])
+    code = resource.get("code")
+    name = code.get("text") if with_code_text and isinstance(code, dict) else None
+    if isinstance(name, str) and name.strip():
+        name = name.strip().rstrip(":")
+        values = [f"{name}: {v}" for v in values] if values else [name]
+    return values + texts_of_notes(resource)
 
 
 def _text_observation(ctx: ReadContext, resource: dict, full_url: str | None) -> None:
     """An Observation none of whose codes the value sets know, read by its text alone."""
     if ctx.text_reader is None or resource.get("status") in IGNORED_OBSERVATION_STATUS:
         return
-    texts = observation_texts(resource)
+    texts = observation_texts(resource, with_code_text=True)
     if not texts:
         return
     when = first_date(resource, "effectiveDateTime", "effectivePeriod.start", "effectiveInstant", "issued")

@@ -59,13 +59,15 @@ def test_no_prefetch_fetches_every_key_with_the_bearer_token(client, ehr, hook):
     assert fetched_types == {t.split("?")[0].split("/")[0] for t in PREFETCH_TEMPLATES.values()}
     searches = [s for s in ehr.seen if s.path.count("/") == 2]
     assert searches and all(s.query.get("patient") == PATIENT["id"] for s in searches)
-    assert all("code" in s.query for s in searches if s.path == "/fhir/Observation")
+    # Observations by code, but examination findings by category (often coded with text only).
+    assert all("code" in s.query or s.query.get("category") == "exam" for s in searches if s.path == "/fhir/Observation")
     assert all(s.authorization == f"Bearer {TOKEN}" for s in ehr.seen)
     assert all(s.accept == "application/fhir+json" for s in ehr.seen)
 
 
 def test_null_prefetch_key_is_known_empty_and_not_fetched(client, ehr):
-    body = fetching_request(ehr, patient=PATIENT, conditions=None, observations=None, observationFindings=None)
+    body = fetching_request(ehr, patient=PATIENT, conditions=None, observations=None, observationFindings=None,
+                            examObservations=None)
     assert post(client, body).status_code == 200
     fetched = {s.path for s in ehr.seen}
     assert "/fhir/Condition" not in fetched and "/fhir/Observation" not in fetched
@@ -90,8 +92,8 @@ def test_paging_follows_next_links_up_to_the_cap(app_config):
         assert response.status_code == 200
         # Each Observation search (vital signs; coded findings) is followed to the page cap.
         observation_pages = [s.query.get("_page", "1") for s in server.seen if s.path == "/fhir/Observation"]
-        searches = observation_pages.count("1")  # temperature, weight, coded findings
-        assert searches == 3 and sorted(observation_pages) == sorted(["1", "2", "3"] * searches)
+        searches = observation_pages.count("1")  # temperature, weight, coded findings, exam findings
+        assert searches == 4 and sorted(observation_pages) == sorted(["1", "2", "3"] * searches)
 
 
 def test_gathering_merges_all_pages(app_config):
@@ -162,8 +164,9 @@ def test_optional_data_failing_degrades_and_is_remembered(app, ehr):
     plan = build_query_plan(load_valuesets(), app.config)
     service = ServiceRegistry(prefetch=plan.templates()).get("lumbar-imaging-order-select")
     gathered = gather(parse_hook_request(fetching_request(ehr), service), service, app.config, plan, date(2026, 11, 15))
-    assert gathered.unavailable == {"observations": "HTTP 500", "observationFindings": "HTTP 500"}
-    assert gathered.incomplete == {"observations": "error", "observationFindings": "error"}
+    assert gathered.unavailable == {"observations": "HTTP 500", "observationFindings": "HTTP 500",
+                                    "examObservations": "HTTP 500"}
+    assert gathered.incomplete == {"observations": "error", "observationFindings": "error", "examObservations": "error"}
     assert "observations" not in gathered.data
 
 
