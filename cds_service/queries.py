@@ -44,11 +44,25 @@ def _codes(valuesets: ValueSets, purposes: set[str]) -> list[str]:
 
 
 def build_query_plan(valuesets: ValueSets, settings: dict) -> QueryPlan:
+    """Every key's discovery template and the service's own searches for it."""
     plan = QueryPlan()
+    _add_patient_and_problems(plan)
+    _add_observations(plan, valuesets, settings)
+    _add_medications(plan)
+    _add_imaging_notes_and_management(plan)
+    return plan
+
+
+def _add_patient_and_problems(plan: QueryPlan) -> None:
     plan.add(KeyPlan("patient", PREFETCH_TEMPLATES["patient"], "Patient", required=True))
     # Oracle Health has no code search on Condition: the whole problem list, always.
     plan.add(KeyPlan("conditions", PREFETCH_TEMPLATES["conditions"], "Condition",
                      (SearchQuery("Condition"),), required=True))
+    # Oracle Health has no code search on Procedure either; prior surgery counts any time.
+    plan.add(KeyPlan("procedures", PREFETCH_TEMPLATES["procedures"], "Procedure", (SearchQuery("Procedure"),)))
+
+
+def _add_observations(plan: QueryPlan, valuesets: ValueSets, settings: dict) -> None:
     # Vital signs and measurements: one key (one discovery template), and for the service's own
     # fetch one search per look-back window (temperature and post-void residual: 14 days;
     # weight: 180 days), so a long record's years of vital signs are not paged through.
@@ -73,8 +87,16 @@ def build_query_plan(valuesets: ValueSets, settings: dict) -> QueryPlan:
     findings = _codes(valuesets, {"red-flag"})
     for key_plan in coded_keys("observationFindings", "Observation", findings, date_param=None, window_days=None):
         plan.add(key_plan)
-    # Oracle Health has no code search on Procedure either; prior surgery counts any time.
-    plan.add(KeyPlan("procedures", PREFETCH_TEMPLATES["procedures"], "Procedure", (SearchQuery("Procedure"),)))
+    # Examination Observations (clinical-specification.md §9.1): by category, not code, as an exam
+    # finding is often coded with text only; those of the notes' look-back. Epic refuses an
+    # Observation search without code or category, so the category is never dropped.
+    plan.add(KeyPlan("examObservations", PREFETCH_TEMPLATES["examObservations"], "Observation", (
+        SearchQuery("Observation", (("category", "exam"),), "date", NOTES_LOOKBACK_DAYS,
+                    fallbacks=(("date", "_count"),)),
+    )))
+
+
+def _add_medications(plan: QueryPlan) -> None:
     # Medication records with the Medications they reference (`_include`, where the server
     # supports it; a server that refuses it is asked again without, and gather reads the
     # referenced Medications itself, clinical-specification.md §3.7).
@@ -90,6 +112,9 @@ def build_query_plan(valuesets: ValueSets, settings: dict) -> QueryPlan:
         SearchQuery("MedicationStatement", (("status", "active"), MEDICATION_INCLUDE["MedicationStatement"]),
                     fallbacks=(("_include",), ("_count",), ("status",))),
     )))
+
+
+def _add_imaging_notes_and_management(plan: QueryPlan) -> None:
     plan.add(KeyPlan("imagingStudies", PREFETCH_TEMPLATES["imagingStudies"], "ImagingStudy",
                      (SearchQuery("ImagingStudy", (), "started", REPEAT_WINDOW_DAYS),)))
     plan.add(KeyPlan("diagnosticReports", PREFETCH_TEMPLATES["diagnosticReports"], "DiagnosticReport",
@@ -99,13 +124,6 @@ def build_query_plan(valuesets: ValueSets, settings: dict) -> QueryPlan:
         SearchQuery("DocumentReference", (("category", "clinical-note"),), "date", NOTES_LOOKBACK_DAYS,
                     fallbacks=(("date", "_count"), ("category",))),
     )))
-    # Examination Observations (clinical-specification.md §9.1): by category, not code, as an exam
-    # finding is often coded with text only; those of the notes' look-back. Epic refuses an
-    # Observation search without code or category, so the category is never dropped.
-    plan.add(KeyPlan("examObservations", PREFETCH_TEMPLATES["examObservations"], "Observation", (
-        SearchQuery("Observation", (("category", "exam"),), "date", NOTES_LOOKBACK_DAYS,
-                    fallbacks=(("date", "_count"),)),
-    )))
     # Prior management (§5.8): referrals and visits by date, not by code: EHRs code a referral
     # with a site's own procedure code ("Ambulatory referral to Physical Therapy", Epic), which
     # is recognised by its name (read/care_names.py); Procedures and medication records are read
@@ -114,4 +132,3 @@ def build_query_plan(valuesets: ValueSets, settings: dict) -> QueryPlan:
                      (SearchQuery("ServiceRequest", (), "authored", MANAGEMENT_LOOKBACK_DAYS),)))
     plan.add(KeyPlan("encounters", PREFETCH_TEMPLATES["encounters"], "Encounter",
                      (SearchQuery("Encounter", (), "date", MANAGEMENT_LOOKBACK_DAYS),)))
-    return plan

@@ -54,6 +54,46 @@ def message_page(status: int, title: str, text: str) -> Response:
 @screen_bp.route("/screen/<handle>", methods=["GET", "POST"])
 def screen_page(handle: str):
     service = _service()
+    opened = _open_session(service, handle)
+    if not isinstance(opened, tuple):
+        return opened  # the page that says why the link cannot be used
+    session_id, row = opened
+    questionnaire = current_app.extensions["lumbar_cds"].evaluator.screen_questionnaire
+    page = row.page
+    if request.method == "GET":
+        return _form(questionnaire, page, session_id, {}, {}, 200)
+
+    nonce = request.cookies.get(NONCE_COOKIE)
+    origin = request.headers.get("Origin")
+    if (origin and origin not in _own_origins()) or not service.signer.check_form_token(
+            request.form.get("form_token", ""), session_id, nonce):
+        return message_page(403, "The answers were not accepted",
+                        "The form did not come from this screen's page (or the page is too old). Open the "
+                        "link from the card again.")
+    today = datetime.now(UTC).date()
+    values, errors, answers, onset, care_since = _read_answers(page, today)
+    if errors:
+        return _form(questionnaire, page, session_id, values, errors, 400)
+    now = datetime.now(UTC)
+    response = build_response(questionnaire, str(uuid.uuid4()), answers, onset, care_since, row.patient_hash,
+                              row.user_reference, now.isoformat(timespec="seconds"))
+    try:
+        completed = service.complete(session_id, response, now)
+    except SQLAlchemyError as error:
+        log_event(log, "screen store unavailable", 40, exception=type(error).__name__)
+        return _form(questionnaire, page, session_id, values,
+                     {"form": "The answers could not be saved just now: press Save again in a minute."}, 503)
+    if not completed:
+        return message_page(409, "This screen has already been submitted",
+                        "Its answers are kept for the episode. A second submission is not taken.")
+    log_event(log, "screen completed", questions=len(answers))
+    return _page("screen_message.html", 200, title="Answers saved",
+                 text="The answers are kept for this episode. Return to the order: they are used when it is "
+                      "checked again (re-select the order or sign it), and the card will say so.",
+                 done=True)
+
+def _open_session(service, handle: str):
+    """(session id, stored row) for a usable link, else the page that says why it is not."""
     try:
         session_id = service.signer.open(handle)
     except HandleExpired:
@@ -75,19 +115,11 @@ def screen_page(handle: str):
         return message_page(409, "This screen has already been submitted",
                         "Its answers are kept for the episode and used when the order is checked again "
                         "(re-select or sign it). A second submission is not taken.")
-    questionnaire = current_app.extensions["lumbar_cds"].evaluator.screen_questionnaire
-    page = row.page
-    if request.method == "GET":
-        return _form(questionnaire, page, session_id, {}, {}, 200)
+    return session_id, row
 
-    nonce = request.cookies.get(NONCE_COOKIE)
-    origin = request.headers.get("Origin")
-    if (origin and origin not in _own_origins()) or not service.signer.check_form_token(
-            request.form.get("form_token", ""), session_id, nonce):
-        return message_page(403, "The answers were not accepted",
-                        "The form did not come from this screen's page (or the page is too old). Open the "
-                        "link from the card again.")
-    today = datetime.now(UTC).date()
+
+def _read_answers(page: dict, today):
+    """The form's values, the problems found in them, and the answers they give."""
     values, errors, answers = dict(request.form), {}, {}
     for link_id in page["asked"]:
         value = request.form.get(link_id)
@@ -103,25 +135,8 @@ def screen_page(handle: str):
     care_since, why = when_from(values, CARE_SINCE, today)
     if why:
         errors[CARE_SINCE] = f"The date {why}."
-    if errors:
-        return _form(questionnaire, page, session_id, values, errors, 400)
-    now = datetime.now(UTC)
-    response = build_response(questionnaire, str(uuid.uuid4()), answers, onset, care_since, row.patient_hash,
-                              row.user_reference, now.isoformat(timespec="seconds"))
-    try:
-        completed = service.complete(session_id, response, now)
-    except SQLAlchemyError as error:
-        log_event(log, "screen store unavailable", 40, exception=type(error).__name__)
-        return _form(questionnaire, page, session_id, values,
-                     {"form": "The answers could not be saved just now: press Save again in a minute."}, 503)
-    if not completed:
-        return message_page(409, "This screen has already been submitted",
-                        "Its answers are kept for the episode. A second submission is not taken.")
-    log_event(log, "screen completed", questions=len(answers))
-    return _page("screen_message.html", 200, title="Answers saved",
-                 text="The answers are kept for this episode. Return to the order: they are used when it is "
-                      "checked again (re-select the order or sign it), and the card will say so.",
-                 done=True)
+    return values, errors, answers, onset, care_since
+
 
 
 def _own_origins() -> set[str]:
