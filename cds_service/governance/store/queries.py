@@ -15,7 +15,7 @@ from sqlalchemy import Engine, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cds_service.governance.report import FeedbackRow, JudgementRow
-from cds_service.governance.store.schema import feedback, judgement
+from cds_service.governance.store.schema import JUDGEMENT_KEY, feedback, judgement
 
 
 def naive_utc(moment: datetime) -> datetime:
@@ -46,9 +46,21 @@ class Store:
     # --- judgements ---------------------------------------------------------------------------
 
     def insert_judgements(self, rows: list[dict]) -> None:
-        if rows:
-            with self.engine.begin() as connection:
-                connection.execute(insert(judgement), rows)
+        """Insert rows; a row whose (hook instance, order, service) is stored already is skipped:
+        a repeated call, or a spool written again, records once."""
+        if not rows:
+            return
+        with self.engine.begin() as connection:
+            dialect = connection.dialect.name
+            if dialect in ("postgresql", "sqlite"):
+                module = postgresql if dialect == "postgresql" else sqlite
+                statement = module.insert(judgement).on_conflict_do_nothing(index_elements=list(JUDGEMENT_KEY))
+                connection.execute(statement, rows)
+                return
+            for row in rows:  # other back ends: check, then insert (the unique key still guards races)
+                if not connection.scalar(select(func.count()).where(
+                        *(judgement.c[name] == row[name] for name in JUDGEMENT_KEY))):
+                    connection.execute(insert(judgement).values(row))
 
     def known_cards(self, card_uuids: Iterable[str]) -> set[str]:
         wanted = sorted(set(card_uuids))
