@@ -219,43 +219,13 @@ class QueueRecorder:
         while True:
             if time.monotonic() >= self._adopt_at:
                 self._adopt_orphans()
-            item = self._next_item()
-            batch: list[tuple[int, list[dict]]] = []
-            markers: list[threading.Event] = []
-            stop = False
-            while item is not None:
-                if item is _STOP:
-                    stop = True
-                elif isinstance(item, threading.Event):
-                    markers.append(item)
-                else:
-                    batch.append(item)
-                if stop or sum(len(rows) for _, rows in batch) >= BATCH:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
+            batch, markers, stop = _take_batch(self._queue, self._next_item())
             self._write(batch)
             for marker in markers:
                 marker.set()
             if stop:
-                self._write_rest()
+                self._write(_take_rest(self._queue))  # rows put after the stop marker (a race with close)
                 return
-
-    def _write_rest(self) -> None:
-        """Rows put after the stop marker (a race with close) are written too."""
-        rest: list[tuple[int, list[dict]]] = []
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(item, threading.Event):
-                item.set()
-            elif item is not _STOP:
-                rest.append(item)
-        self._write(rest)
 
     def _adopt_orphans(self) -> None:
         """Rows a killed process logged but never saw committed: taken over and written (again;
@@ -331,3 +301,39 @@ class QueueRecorder:
                       rows=self.written - before)
         self._outage = False
         self._pause = RETRY_FIRST_SECONDS
+
+
+def _take_batch(source: queue.Queue, item) -> tuple[list[tuple[int, list[dict]]], list[threading.Event], bool]:
+    """(tickets and rows, flush markers, stop seen) from `item` and what else is queued, up to BATCH rows."""
+    batch: list[tuple[int, list[dict]]] = []
+    markers: list[threading.Event] = []
+    stop = False
+    rows = 0
+    while item is not None:
+        if item is _STOP:
+            stop = True
+        elif isinstance(item, threading.Event):
+            markers.append(item)
+        else:
+            batch.append(item)
+            rows += len(item[1])
+        if stop or rows >= BATCH:
+            break
+        try:
+            item = source.get_nowait()
+        except queue.Empty:
+            break
+    return batch, markers, stop
+
+
+def _take_rest(source: queue.Queue) -> list[tuple[int, list[dict]]]:
+    rest: list[tuple[int, list[dict]]] = []
+    while True:
+        try:
+            item = source.get_nowait()
+        except queue.Empty:
+            return rest
+        if isinstance(item, threading.Event):
+            item.set()
+        elif item is not _STOP:
+            rest.append(item)

@@ -235,33 +235,10 @@ class Spool:
         for path in sorted(self.directory.glob(f"*{SUFFIX}")):
             if path == self._path and self._pid == os.getpid():
                 continue
-            adopted += self._adopt_file(path)
+            adopted += _adopt_file(self, path)
         if adopted:
             log_event(log, "governance spool adopted the judgements of a previous process", rows=adopted)
         return adopted
-
-    def _adopt_file(self, path: Path) -> int:
-        try:
-            handle = open(path, "rb")
-        except OSError:
-            return 0
-        with handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                return 0  # a live process's spool
-            with contextlib.suppress(OSError):
-                if os.stat(path).st_ino != os.fstat(handle.fileno()).st_ino:
-                    return 0  # adopted and removed by another process meanwhile
-            rows = []
-            for line in handle.read().splitlines():
-                with contextlib.suppress(ValueError, KeyError, TypeError):
-                    rows.append(decode(line))  # a line cut by a kill is lost alone
-            if rows:
-                self.add(rows)  # into this process's file (fsync'd) before the old one goes
-            with contextlib.suppress(OSError):
-                path.unlink()
-            return len(rows)
 
     def close(self) -> None:
         """Leave on disk exactly what still waits (nothing: the file is removed)."""
@@ -275,3 +252,28 @@ class Spool:
                     self._path.unlink()
                 self._file.close()  # releases the lock: the next process adopts what is left
             self._file = None
+
+
+def _adopt_file(heir: Spool, path: Path) -> int:
+    """Move the rows of a dead process's file into `heir` (fsync'd there) and remove the file."""
+    try:
+        handle = open(path, "rb")
+    except OSError:
+        return 0
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return 0  # a live process's spool
+        with contextlib.suppress(OSError):
+            if os.stat(path).st_ino != os.fstat(handle.fileno()).st_ino:
+                return 0  # adopted and removed by another process meanwhile
+        rows = []
+        for line in handle.read().splitlines():
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                rows.append(decode(line))  # a line cut by a kill is lost alone
+        if rows:
+            heir.add(rows)  # into the heir's file (fsync'd) before the old one goes
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return len(rows)
