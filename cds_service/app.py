@@ -20,7 +20,7 @@ from flask_cors import CORS
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from cds_service.config import load_settings
-from cds_service.governance.store import create_recorder, store_readiness
+from cds_service.governance.store import create_recorder
 from cds_service.hooks.errors import CdsError
 from cds_service.hooks.registry import ServiceRegistry
 from cds_service.logs import configure_logging, log_event, said_once, warn_once
@@ -101,15 +101,6 @@ def create_app(config: dict | None = None) -> Flask:
     @app.get("/healthz")
     def healthz():
         return json_response({"status": "ok"})
-
-    @app.get("/readyz")
-    def readyz():
-        # Ready when the governance store is reachable and its schema is at head. The reason is
-        # fixed text: never the URL (credentials) nor anything from a record.
-        reason = store_readiness(app.extensions["lumbar_cds"].recorder)
-        if reason:
-            return json_response({"status": "not ready", "reason": reason}, 503)
-        return json_response({"status": "ready"})
 
     app.after_request(log_request)
 

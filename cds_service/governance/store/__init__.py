@@ -5,8 +5,9 @@ hands each hook call's judgements to `recorder.record(...)` (queued, written by 
 thread); the feedback endpoint, the dashboard and `lumbar-cds report` use `recorder.store`.
 Embedded SQLite by default (file created and migrated at start-up, as is a SQLite file named by
 CDS_DATABASE_URL); PostgreSQL or another server via CDS_DATABASE_URL, migrated by `lumbar-cds db
-upgrade`. `store_readiness` is what `/readyz` answers: is the store reachable, its schema at head. Judgements the store cannot take wait
-in a spool (`spool`), by default in the instance folder's `spool/`.
+upgrade`. `store_readiness` is what `/readyz` answers: can this replica answer hooks (a store outage the
+spool covers is no unreadiness). Every judgement goes through a spool file (`spool`), by default
+in the instance folder's `spool/`, until the store has it.
 """
 
 from __future__ import annotations
@@ -79,16 +80,27 @@ def spool_dir(settings: dict) -> Path:
     return database.expanduser().resolve().parent / "spool"
 
 
-def store_readiness(recorder) -> str | None:
-    """Why the service is not ready to record (fixed text, no URL, no data), or None when the
-    store answers and its schema is at head. A recorder without a store (recording off) is ready."""
+def store_readiness(recorder) -> tuple[bool, dict]:
+    """(ready, body) for `/readyz`: can this replica answer hooks? Fixed text, no URL, no data.
+
+    Ready when the store answers and its schema is at head, and also while the store cannot be
+    reached but the spool takes the judgements (the body says so: `"store": "unreachable"`,
+    `"judgements": "spooled"`): an outage of the shared store must not take every replica out
+    of the load balancer, which is what the spool is for. Not ready when the schema is behind
+    (`lumbar-cds db upgrade` first) or the store is down and the spool is full. A recorder
+    without a store (recording off) is ready."""
     store = getattr(recorder, "store", None)
     if store is None:
-        return None
+        return True, {"status": "ready"}
     try:
         current = current_revision(store.engine)
     except Exception:  # any driver error: the store cannot be reached (or read)
-        return "governance store unreachable"
+        spool = recorder.spool
+        if spool.full:
+            return False, {"status": "not ready", "reason": "governance store unreachable and the spool is full"}
+        return True, {"status": "ready", "store": "unreachable", "judgements": "spooled",
+                      "spool_pending": len(spool) + spool.in_flight, "spool_on_disk": spool.on_disk}
     if current != head_revision():
-        return "governance store schema is not current: run `lumbar-cds db upgrade`"
-    return None
+        return False, {"status": "not ready",
+                       "reason": "governance store schema is not current: run `lumbar-cds db upgrade`"}
+    return True, {"status": "ready"}
