@@ -17,7 +17,6 @@ import hmac
 from flask import Blueprint, Response, current_app, request
 
 from cds_service import metrics
-from cds_service.governance.store import store_readiness
 from cds_service.hooks.errors import CdsError
 from cds_service.web.api import json_response, state
 
@@ -36,7 +35,7 @@ def _require_metrics_token() -> None:
 
 @ops_bp.get("/readyz")
 def readyz() -> Response:
-    ready, body = store_readiness(state().recorder)
+    ready, body = state().recorder.readiness()
     metrics.store_reachable(body.get("store") != "unreachable" if ready else None)
     return json_response(body, 200 if ready else 503)
 
@@ -45,7 +44,7 @@ def readyz() -> Response:
 def scrape() -> Response:
     _require_metrics_token()
     recorder = state().recorder
-    ready, body = store_readiness(recorder)
+    ready, body = recorder.readiness()
     metrics.store_reachable(body.get("store") != "unreachable" if ready else None)
     metrics.store_stats(recorder, recorder.stats())  # this worker's store counters, up to now
     body, content_type = metrics.exposition()

@@ -22,7 +22,12 @@ from cds_service.governance.store.database import (
     upgrade,
 )
 from cds_service.governance.store.queries import FeedbackCounts, Store, naive_utc
-from cds_service.governance.store.recorder import NullRecorder, QueueRecorder, patient_hash
+from cds_service.governance.store.recorder import (
+    NullRecorder,
+    QueueRecorder,
+    patient_hash,
+    store_readiness,
+)
 from cds_service.governance.store.spool import Spool
 from cds_service.logs import get_logger, log_event, warn_once
 
@@ -78,29 +83,3 @@ def spool_dir(settings: dict) -> Path:
         return Path(settings["SPOOL_DIR"]).expanduser().resolve()
     database = Path(settings.get("DATABASE_PATH") or "instance/lumbar-cds.sqlite3")
     return database.expanduser().resolve().parent / "spool"
-
-
-def store_readiness(recorder) -> tuple[bool, dict]:
-    """(ready, body) for `/readyz`: can this replica answer hooks? Fixed text, no URL, no data.
-
-    Ready when the store answers and its schema is at head, and also while the store cannot be
-    reached but the spool takes the judgements (the body says so: `"store": "unreachable"`,
-    `"judgements": "spooled"`): an outage of the shared store must not take every replica out
-    of the load balancer, which is what the spool is for. Not ready when the schema is behind
-    (`lumbar-cds db upgrade` first) or the store is down and the spool is full. A recorder
-    without a store (recording off) is ready."""
-    store = getattr(recorder, "store", None)
-    if store is None:
-        return True, {"status": "ready"}
-    try:
-        current = current_revision(store.engine)
-    except Exception:  # any driver error: the store cannot be reached (or read)
-        spool = recorder.spool
-        if spool.full:
-            return False, {"status": "not ready", "reason": "governance store unreachable and the spool is full"}
-        return True, {"status": "ready", "store": "unreachable", "judgements": "spooled",
-                      "spool_pending": len(spool) + spool.in_flight, "spool_on_disk": spool.on_disk}
-    if current != head_revision():
-        return False, {"status": "not ready",
-                       "reason": "governance store schema is not current: run `lumbar-cds db upgrade`"}
-    return True, {"status": "ready"}

@@ -2,7 +2,8 @@
 
 Role in the data flow: the only module that talks SQL. The background writer inserts judgement
 rows; the feedback endpoint inserts feedback items (idempotently, joined to their card); the
-report and the dashboard load the rows of a period and hand them to the pure `report` module.
+report and the dashboard count a period in the database (`aggregates`, via `Store.report`);
+`load_rows` reads a period's rows themselves (the pure `build_report` takes them).
 """
 
 from __future__ import annotations
@@ -104,6 +105,13 @@ class Store:
         return FeedbackCounts(len(rows), stored, duplicates, orphans)
 
     # --- reading for reports ------------------------------------------------------------------
+
+    def report(self, since: date | None, until: date | None,
+               reason_labels: dict[tuple[str, str, str], str] | None = None) -> dict:
+        """The governance report of [since, until], counted in the database (`aggregates`)."""
+        from cds_service.governance.store.aggregates import period_report
+
+        return period_report(self.engine, since, until, reason_labels)
 
     def load_rows(self, since: date | None, until: date | None) -> tuple[list[JudgementRow], list[FeedbackRow]]:
         """Judgements of [since, until] (UTC days, inclusive), their cards' feedback, and orphans."""

@@ -33,6 +33,7 @@ from datetime import datetime
 
 from sqlalchemy import exc as sa_exc
 
+from cds_service.governance.store.database import current_revision, head_revision
 from cds_service.governance.store.queries import Store, naive_utc
 from cds_service.governance.store.spool import Spool
 from cds_service.logs import get_logger, log_event
@@ -97,6 +98,9 @@ class NullRecorder:
 
     store: Store | None = None
 
+    def readiness(self) -> tuple[bool, dict]:
+        return True, {"status": "ready"}
+
     def record(self, request, result, now) -> None:
         pass
 
@@ -134,6 +138,10 @@ class QueueRecorder:
         self._adopt_at = time.monotonic() + ADOPT_EVERY_SECONDS
         self._thread = threading.Thread(target=self._run, name="governance-writer", daemon=True)
         self._thread.start()
+
+    def readiness(self) -> tuple[bool, dict]:
+        """What `/readyz` answers (`store_readiness`)."""
+        return store_readiness(self)
 
     @property
     def dropped(self) -> int:
@@ -337,3 +345,29 @@ def _take_rest(source: queue.Queue) -> list[tuple[int, list[dict]]]:
             item.set()
         elif item is not _STOP:
             rest.append(item)
+
+
+def store_readiness(recorder) -> tuple[bool, dict]:
+    """(ready, body) for `/readyz`: can this replica answer hooks? Fixed text, no URL, no data.
+
+    Ready when the store answers and its schema is at head, and also while the store cannot be
+    reached but the spool takes the judgements (the body says so: `"store": "unreachable"`,
+    `"judgements": "spooled"`): an outage of the shared store must not take every replica out
+    of the load balancer, which is what the spool is for. Not ready when the schema is behind
+    (`lumbar-cds db upgrade` first) or the store is down and the spool is full. A recorder
+    without a store (recording off) is ready."""
+    store = getattr(recorder, "store", None)
+    if store is None:
+        return True, {"status": "ready"}
+    try:
+        current = current_revision(store.engine)
+    except Exception:  # any driver error: the store cannot be reached (or read)
+        spool = recorder.spool
+        if spool.full:
+            return False, {"status": "not ready", "reason": "governance store unreachable and the spool is full"}
+        return True, {"status": "ready", "store": "unreachable", "judgements": "spooled",
+                      "spool_pending": len(spool) + spool.in_flight, "spool_on_disk": spool.on_disk}
+    if current != head_revision():
+        return False, {"status": "not ready",
+                       "reason": "governance store schema is not current: run `lumbar-cds db upgrade`"}
+    return True, {"status": "ready"}
