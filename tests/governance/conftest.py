@@ -1,12 +1,12 @@
 """Fixtures of the governance tests: a store on embedded SQLite or on the local PostgreSQL.
 
-PostgreSQL tests run when TEST_DATABASE_URL is set (`.ci/run` sets it); each test gets its own
-schema (dropped afterwards), so reruns and parallel helpers never see each other's rows.
+PostgreSQL tests run against TEST_DATABASE_URL when set (`.ci/run` sets it), else against a
+throwaway server of the session (tests/conftest.py `postgres_url`); each test gets its own schema
+(dropped afterwards), so reruns and parallel helpers never see each other's rows.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
@@ -16,14 +16,10 @@ from sqlalchemy.engine import make_url
 from cds_service.app import create_app
 from cds_service.cli import main as cli_main
 
-PG_SKIP = "TEST_DATABASE_URL is not set: PostgreSQL store tests skipped (.ci/run sets it)"
-
 
 @pytest.fixture
-def pg_url():
-    base = os.environ.get("TEST_DATABASE_URL")
-    if not base:
-        pytest.skip(PG_SKIP)
+def pg_url(postgres_url):
+    base = postgres_url
     schema = f"lcds_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base)
     with admin.begin() as connection:
