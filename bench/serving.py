@@ -62,7 +62,7 @@ def measure_config(workdir: Path, label: str, threads: int, arenas: str | None, 
             else:
                 load.run_python(server.port, path, body, CONNECTIONS, 1.0)
                 figures = load.run_python(server.port, path, body, CONNECTIONS, seconds)
-            spent = [_cpu_seconds(pid) - b for pid, b in zip(workers, before)]
+            spent = [_cpu_seconds(pid) - b for pid, b in zip(workers, before, strict=True)]
             figures["busiest_worker_share"] = round(max(spent) / sum(spent), 2) if sum(spent) else None
             row[name] = figures
     row["throughput_ratio"] = round(row["service"]["rps"] / row["floor"]["rps"], 2)
