@@ -134,6 +134,7 @@ def _gunicorn(args: argparse.Namespace, host: str, port: int, settings: dict):
             self.cfg.set("timeout", args.timeout)
             self.cfg.set("graceful_timeout", 20)
             self.cfg.set("keepalive", 5)
+            self.cfg.set("reuse_port", args.reuse_port)  # a listener per worker too (web/serving.py)
             self.cfg.set("accesslog", None)  # our structured request log replaces it
             self.cfg.set("logger_class", logger_class())  # gunicorn's own lines as JSON lines
             self.cfg.set("loglevel", settings["LOG_LEVEL"].lower())
@@ -315,6 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, default=8,
                        help="threads per worker running the app, once a request's body is in (default 8)")
     serve.add_argument("--timeout", type=int, default=30, help="worker timeout in seconds (default 30)")
+    serve.add_argument("--reuse-port", action=argparse.BooleanOptionalAction, default=True,
+                       help="each worker also listens on a socket of its own (SO_REUSEPORT), so the kernel "
+                            "spreads new connections over the workers (default on; --no-reuse-port: one "
+                            "shared listener)")
     serve.add_argument("--body-timeout", type=float, default=None,
                        help="seconds a client has to send a request body, else 408 (default 10)")
     serve.add_argument("--require-fhir-allowlist", action="store_true",
