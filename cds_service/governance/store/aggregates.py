@@ -78,11 +78,13 @@ def _cards_with_feedback(start, end):
 
 
 def _feedback_of_cards(start, end):
-    f = feedback.c
-    cards = select(judgement.c.card_uuid).where(*_shown_cards_with_feedback(start, end))
+    """Feedback on the period's shown cards: one index lookup (judgement.card_uuid) per item."""
+    f, j = feedback.c, judgement.c
+    card_shown = select(j.card_uuid).where(j.card_uuid == f.card_uuid, j.shown.is_(True), j.topic.is_not(None),
+                                           *_window(j.recorded_at, start, end)).exists()
     return (select(f.card_uuid, f.outcome, f.outcome_at, f.accepted_suggestions, f.override_system,
                    f.override_code, f.override_display)
-            .where(f.card_uuid.in_(cards)).order_by(f.outcome_at, f.id))
+            .where(card_shown).order_by(f.outcome_at, f.id))
 
 
 def _orphan_count(start, end):
