@@ -23,13 +23,14 @@ from pathlib import Path
 
 import orjson
 
-from . import ehr, inprocess, load, payloads, system
+from . import ehr, inprocess, load, payloads, serving, system, topology
+from . import report as report_bench
 from .app import FLOOR_PATH, MAX_BODY_BYTES, SERVICE_PATH, bench_settings, create_bench_app
 from .server import THREADS, WORKERS, Gunicorn
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 SIZES = (30, 300, 3000, 10_000)
-PARTS = ("text", "inprocess", "http", "no_prefetch", "memory", "cold_start", "ehr")
+PARTS = ("text", "inprocess", "http", "no_prefetch", "memory", "cold_start", "ehr", "serving", "report", "topology")
 
 # (max service/floor pairs, seconds) per N: enough samples for a p99 at small N, bounded at large N.
 INPROCESS_BUDGET = {30: (400, 5.0), 300: (300, 8.0), 3000: (60, 12.0), 10_000: (20, 20.0)}
@@ -286,6 +287,13 @@ def main(argv: list[str] | None = None) -> int:
                 50 if args.quick else MEMORY_REQUESTS, 20.0 if args.quick else MEMORY_BUDGET_S))),
             ("cold_start", lambda: results.__setitem__("cold_start", system.cold_start(workdir, 2 if args.quick else 5))),
             ("ehr", lambda: results.__setitem__("ehr", ehr.run(3 if args.quick else 15))),
+            # issue 23: serving defaults (threads 1/4/8, malloc arenas, reuse_port) in alternation;
+            # the report at 1 million judgements; calls through nginx to two replicas
+            ("serving", lambda: results.__setitem__("serving", serving.measure(1 if args.quick else 2,
+                                                                                2 if args.quick else 4))),
+            ("report", lambda: results.__setitem__("report", report_bench.measure(
+                20_000 if args.quick else 1_000_000, os.environ.get("BENCH_DATABASE_URL")))),
+            ("topology", lambda: results.__setitem__("topology", topology.measure(3 if args.quick else 8))),
         )
         for name, step in steps:
             if name in skip:

@@ -1,8 +1,9 @@
 """Start and stop gunicorn on loopback for the HTTP measurements, and find its workers.
 
-Role in the benchmark: runs `gunicorn bench.wsgi:app` the way `lumbar-cds serve` runs the product
-(2 workers, 4 threads each) on 127.0.0.1 with a free port; the store and the logs go to the
-benchmark's temporary folder. Nothing listens beyond loopback.
+Role in the benchmark: runs gunicorn the way `lumbar-cds serve` runs the product (2 workers of
+`CdsUvicornWorker`, the app behind `BufferedWsgi` with `threads` threads: `bench.asgi:app`) on
+127.0.0.1 with a free port, optionally with `reuse_port` (a listener per worker); the store and
+the logs go to the benchmark's temporary folder. Nothing listens beyond loopback.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 2
-THREADS = 4  # as `lumbar-cds serve` (cds_service/cli/serve.py)
+THREADS = 8  # as `lumbar-cds serve` (cds_service/cli/__init__.py)
 START_TIMEOUT_S = 30.0
 
 
@@ -29,11 +30,12 @@ def free_port() -> int:
 
 
 class Gunicorn:
-    def __init__(self, workdir: Path, env: dict[str, str], threads: int = THREADS):
+    def __init__(self, workdir: Path, env: dict[str, str], threads: int = THREADS, reuse_port: bool = False):
         self.workdir = workdir
         self.threads = threads
+        self.reuse_port = reuse_port
         self.port = free_port()
-        self.env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+        self.env = {**os.environ, **env, "PYTHONPATH": str(ROOT), "BENCH_THREADS": str(threads)}
         self.process: subprocess.Popen | None = None
         self.log_path = workdir / f"gunicorn-{self.port}.log"
 
@@ -48,9 +50,10 @@ class Gunicorn:
         command = [
             sys.executable, "-m", "gunicorn",
             "--bind", f"127.0.0.1:{self.port}",
-            "--workers", str(WORKERS), "--threads", str(self.threads),
-            "--timeout", "60", "--graceful-timeout", "5",
-            "bench.wsgi:app",
+            "--workers", str(WORKERS), "--worker-class", "cds_service.web.serving.CdsUvicornWorker",
+            "--timeout", "60", "--graceful-timeout", "5", "--keep-alive", "5",
+            *(["--reuse-port"] if self.reuse_port else []),
+            "bench.asgi:app",
         ]
         self._log = open(self.log_path, "w")
         self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=self._log, stderr=self._log)

@@ -17,7 +17,6 @@ from flask_cors import CORS
 
 from cds_service.config import load_settings
 from cds_service.governance.screen import init_screen
-from cds_service.governance.store import store_readiness
 from cds_service.logs import configure_logging, said_once, warn_once
 from cds_service.security import auth
 from cds_service.service import CdsService
@@ -92,15 +91,6 @@ def init_health(app: Flask) -> None:
     @app.get("/healthz")
     def healthz():
         return json_response({"status": "ok"})
-
-    @app.get("/readyz")
-    def readyz():
-        # Ready when the governance store is reachable and its schema is at head. The reason is
-        # fixed text: never the URL (credentials) nor anything from a record.
-        reason = store_readiness(app.extensions["lumbar_cds"].recorder)
-        if reason:
-            return json_response({"status": "not ready", "reason": reason}, 503)
-        return json_response({"status": "ready"})
 
 
 def freeze_start_up_objects() -> None:

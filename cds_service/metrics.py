@@ -60,6 +60,9 @@ STORE_SPOOLED = Counter(f"{PREFIX}_store_rows_spooled_total",
 STORE_DROPPED = Counter(f"{PREFIX}_store_rows_dropped_total", "Judgement rows lost, by reason.", ("reason",))
 STORE_SPOOL_PENDING = Gauge(f"{PREFIX}_store_spool_pending_rows", "Rows waiting in the spools of live workers.",
                             multiprocess_mode="livesum")
+STORE_REACHABLE = Gauge(f"{PREFIX}_store_reachable",
+                        "1 while the governance store answered this worker's last readiness check, 0 while "
+                        "it did not (judgements spooled).", multiprocess_mode="livemin")
 JWT_REFUSALS = Counter(f"{PREFIX}_jwt_refusals_total", "Client JWTs refused (401), by reason.", ("reason",))
 
 # The reasons security.auth gives, reduced to fixed labels (the text after them may hold what
@@ -142,6 +145,12 @@ def store_stats(recorder, stats: dict) -> None:
                 STORE_DROPPED.labels(label).inc(delta)
             before[name] = int(stats.get(name, 0))
         STORE_SPOOL_PENDING.set(int(stats.get("spool_pending", 0)))
+
+
+def store_reachable(reachable: bool | None) -> None:
+    """What `/readyz` found: the store answered (True), did not (False), or schema behind (None: unchanged)."""
+    if reachable is not None:
+        STORE_REACHABLE.set(1 if reachable else 0)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -129,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=_at_least_one, default=8,
                        help="threads per worker running the app, once a request's body is in (default 8)")
     serve.add_argument("--timeout", type=int, default=30, help="worker timeout in seconds (default 30)")
+    serve.add_argument("--reuse-port", action=argparse.BooleanOptionalAction, default=True,
+                       help="each worker also listens on a socket of its own (SO_REUSEPORT), so the kernel "
+                            "spreads new connections over the workers (default on; --no-reuse-port: one "
+                            "shared listener)")
     serve.add_argument("--body-timeout", type=float, default=None,
                        help="seconds a client has to send a request body, else 408 (default 10)")
     serve.add_argument("--require-fhir-allowlist", action="store_true",

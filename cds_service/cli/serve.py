@@ -112,6 +112,7 @@ def _gunicorn(args: argparse.Namespace, host: str, port: int, settings: dict):
             self.cfg.set("timeout", args.timeout)
             self.cfg.set("graceful_timeout", 20)
             self.cfg.set("keepalive", 5)
+            self.cfg.set("reuse_port", args.reuse_port)  # a listener per worker too (web/serving.py)
             self.cfg.set("accesslog", None)  # our structured request log replaces it
             self.cfg.set("logger_class", logger_class())  # gunicorn's own lines as JSON lines
             self.cfg.set("loglevel", settings["LOG_LEVEL"].lower())

@@ -1,7 +1,7 @@
 """The governance dashboard: `GET /dashboard` (page) and `GET /dashboard/data` (JSON).
 
-Role in the data flow: reads the store of a period (`store.queries.load_rows`), computes the
-figures with the pure `report` module, and shows them: cards per day by topic, override rate by
+Role in the data flow: has the store count a period (`Store.report`: GROUP BY in the database,
+the pure `report` module's figures), and shows them: cards per day by topic, override rate by
 topic, override reasons, and the per-topic table of `lumbar-cds report`. Off (404) unless
 CDS_DASHBOARD_TOKEN is set; every page and data request must carry the token, as
 `Authorization: Bearer <token>` or, for a browser address bar, `?token=<token>`. The charting
@@ -18,7 +18,7 @@ from pathlib import Path
 from flask import Blueprint, current_app, render_template, request, send_file
 from sqlalchemy.exc import SQLAlchemyError
 
-from cds_service.governance.report import build_report, chart_data
+from cds_service.governance.report import chart_data
 from cds_service.governance.screen.counts import load_screen_counts
 from cds_service.governance.store.labels import load_reason_labels
 from cds_service.hooks.errors import CdsError
@@ -74,17 +74,17 @@ def _period_report(store) -> dict:
     since, until = _date_arg("since"), _date_arg("until")
     if since and until and since > until:
         raise CdsError("LCDS-1006", {"field": "since", "reason": "must not be after 'until'"}, field="since")
-    try:
-        judgements, feedback = store.load_rows(since, until)
-        screens = load_screen_counts(store.engine, since, until)  # the red-flag screen (§12.5)
-    except SQLAlchemyError as error:
-        log_event(log, "governance store unavailable for the dashboard", 40, exception=type(error).__name__)
-        raise CdsError("LCDS-1503") from None
     labels = current_app.extensions.get("lumbar_cds_reason_labels")
     if labels is None:  # read once: the card content does not change while the app runs
         labels = current_app.extensions["lumbar_cds_reason_labels"] = load_reason_labels(
             current_app.config.get("CARDS_DIR"))
-    return {**build_report(judgements, feedback, since, until, labels), "screen": screens}
+    try:
+        report = store.report(since, until, labels)  # counted in the database, not in this worker
+        screens = load_screen_counts(store.engine, since, until)  # the red-flag screen (§12.5)
+    except SQLAlchemyError as error:
+        log_event(log, "governance store unavailable for the dashboard", 40, exception=type(error).__name__)
+        raise CdsError("LCDS-1503") from None
+    return {**report, "screen": screens}
 
 
 def _private(response):

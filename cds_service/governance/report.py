@@ -1,8 +1,11 @@
 """The governance figures: what fired, what was accepted or overridden, and why.
 
-Role in the data flow: pure, over rows. The store (`store.queries.load_rows`) reads the recorded
-judgements and feedback of a period; `build_report` turns them into the figures that
-`lumbar-cds report` prints and the dashboard charts. No I/O, no clock: the period is an input.
+Role in the data flow: pure, over counts. The store counts a period's judgements in the database
+(`store.aggregates`: GROUP BY topic, UTC day, rating and card kind, so a million rows never come
+into Python) and reads the feedback of its shown cards; `report_from_counts` turns them into the
+figures that `lumbar-cds report` prints and the dashboard charts. `build_report` gives the same
+figures from judgement rows (`count_rows` does in Python what the database does). No I/O, no
+clock: the period is an input.
 
 Definitions (documented in the README "Governance" section):
 - a card's *outcome* is its latest feedback item (by outcomeTimestamp); a card with both an
@@ -48,6 +51,27 @@ class FeedbackRow:
     override_code: str | None = None
     override_display: str | None = None
     card_known: bool = True  # False: no judgement ever recorded this card uuid (orphan)
+
+
+@dataclass(frozen=True)
+class JudgementCount:
+    """A group of a period's judgements: one topic, UTC day, rating and card kind."""
+
+    topic: str | None
+    day: date
+    rating: str | None
+    card: str  # "shown" | "silent" | "" (no card: no topic or no card uuid)
+    orders: int
+    suggestions: int = 0  # suggestions offered on the group's shown cards
+
+
+@dataclass(frozen=True)
+class ShownCard:
+    """A shown card of the period (one that has feedback is enough): its topic and suggestions."""
+
+    card_uuid: str
+    topic: str
+    suggestion_uuids: tuple[str, ...] = ()
 
 
 @dataclass
@@ -139,36 +163,69 @@ def build_report(
     left out. `reason_labels` ((topic, system, code) -> display, from the card content) names
     reasons whose feedback carried no display (the sandbox sends only code and system).
     """
-    judged = _count_judgements(judgements, since, until)
+    counts, cards = count_rows(judgements, since, until)
+    return report_from_counts(counts, cards, feedback, since, until, reason_labels)
+
+
+def report_from_counts(
+    counts: list[JudgementCount],
+    cards: list[ShownCard],
+    feedback: list[FeedbackRow],
+    since: date | None = None,
+    until: date | None = None,
+    reason_labels: dict[tuple[str, str, str], str] | None = None,
+    orphans: int | None = None,
+) -> dict:
+    """The report from the period's judgement counts, its shown cards (later ones win) and their
+    feedback; `orphans`, when the store counted them, replaces counting `card_known` False items."""
+    judged = _tally(counts, cards)
     answered = _read_feedback(feedback, judged, since, until)
+    if orphans is not None:
+        answered.orphans = orphans
     _count_outcomes(judged, answered, reason_labels or {})
     return _report_json(judged, answered.orphans, since, until)
 
 
-def _count_judgements(judgements: list[JudgementRow], since: date | None, until: date | None) -> _Judged:
-    judged = _Judged()
+def count_rows(judgements: list[JudgementRow], since: date | None,
+               until: date | None) -> tuple[list[JudgementCount], list[ShownCard]]:
+    """What the store's GROUP BY gives, from rows: the period's counts and shown cards in time order."""
+    groups: Counter[tuple] = Counter()
+    offered: Counter[tuple] = Counter()
+    cards: list[ShownCard] = []
     for row in sorted(judgements, key=lambda r: r.recorded_at):
         day = row.recorded_at.date()
         if not _in_period(day, since, until):
             continue
-        topic = row.topic or NO_CARD
+        kind = ("shown" if row.shown else "silent") if row.card_uuid and row.topic else ""
+        key = (row.topic, day, row.rating, kind)
+        groups[key] += 1
+        if kind == "shown":
+            offered[key] += len(set(row.suggestion_uuids))
+            cards.append(ShownCard(row.card_uuid, row.topic, tuple(row.suggestion_uuids)))
+    return [JudgementCount(*key, orders=n, suggestions=offered[key]) for key, n in groups.items()], cards
+
+
+def _tally(counts: list[JudgementCount], cards: list[ShownCard]) -> _Judged:
+    judged = _Judged()
+    for group in sorted(counts, key=lambda g: (g.day, g.topic or "", g.rating or "", g.card)):
+        topic = group.topic or NO_CARD
         figures = judged.topics.setdefault(topic, TopicFigures(topic))
-        figures.orders_judged += 1
-        iso = day.isoformat()
-        figures.orders_per_day[iso] = figures.orders_per_day.get(iso, 0) + 1
-        judged.per_day[iso] += 1
-        rating = row.rating or "undetermined"
-        figures.ratings[rating] = figures.ratings.get(rating, 0) + 1
-        judged.ratings[rating] += 1
-        if row.card_uuid and row.topic:
-            if row.shown:
-                figures.cards_shown += 1
-                figures.cards_per_day[iso] = figures.cards_per_day.get(iso, 0) + 1
-                figures.suggestions_offered += len(set(row.suggestion_uuids))
-                judged.card_topic[row.card_uuid] = topic
-                judged.card_suggestions[row.card_uuid] = frozenset(row.suggestion_uuids)
-            else:
-                figures.cards_silent += 1
+        figures.orders_judged += group.orders
+        iso = group.day.isoformat()
+        figures.orders_per_day[iso] = figures.orders_per_day.get(iso, 0) + group.orders
+        judged.per_day[iso] += group.orders
+        rating = group.rating or "undetermined"
+        figures.ratings[rating] = figures.ratings.get(rating, 0) + group.orders
+        judged.ratings[rating] += group.orders
+        if group.card == "shown":
+            figures.cards_shown += group.orders
+            figures.cards_per_day[iso] = figures.cards_per_day.get(iso, 0) + group.orders
+            figures.suggestions_offered += group.suggestions
+        elif group.card == "silent":
+            figures.cards_silent += group.orders
+    for card in cards:
+        judged.card_topic[card.card_uuid] = card.topic
+        judged.card_suggestions[card.card_uuid] = frozenset(card.suggestion_uuids)
     return judged
 
 

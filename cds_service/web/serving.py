@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import socket
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -196,6 +197,15 @@ else:
         CONFIG_KWARGS = {"loop": "asyncio", "http": "auto", "lifespan": "on", "server_header": False,
                          "access_log": False}
 
+        def init_process(self) -> None:
+            # reuse_port (`lumbar-cds serve --reuse-port`): besides the listener all workers share,
+            # each worker listens on a socket of its own on the same address (SO_REUSEPORT), so the
+            # kernel spreads new connections over the workers instead of the first one awake
+            # taking them all (an EHR's few pooled keep-alive connections on one worker).
+            if self.cfg.reuse_port:
+                self.sockets = [*self.sockets, *own_listeners(self.sockets, self.cfg.backlog)]
+            super().init_process()
+
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self.config.limit_concurrency = self.cfg.worker_connections
@@ -205,6 +215,22 @@ else:
             logging.getLogger("uvicorn.error").propagate = True
             logging.getLogger("uvicorn.access").handlers = []
             logging.getLogger("uvicorn.access").propagate = False
+
+
+def own_listeners(shared: list, backlog: int) -> list[socket.socket]:
+    """A listening socket of this process for each TCP listener in `shared` (same address,
+    SO_REUSEPORT; the shared ones must have it too: gunicorn's `reuse_port`)."""
+    mine = []
+    for listener in shared:
+        if listener.family not in (socket.AF_INET, socket.AF_INET6):
+            continue  # a Unix socket cannot be shared that way
+        own = socket.socket(listener.family, socket.SOCK_STREAM)
+        own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        own.bind(listener.getsockname())
+        own.listen(backlog)
+        mine.append(own)
+    return mine
 
 
 try:  # gunicorn is a dependency; imported here only where it is installed

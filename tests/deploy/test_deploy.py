@@ -248,12 +248,29 @@ def nginx_directives(conf: str, name: str) -> list[str]:
     return [m.group(1).strip() for m in re.finditer(rf"(?m)^\s*{name}\s+([^;]+);", text)]
 
 
-def test_nginx_proxies_to_the_app_service(nginx_conf, services):
-    (upstream,) = nginx_directives(nginx_conf, "set \\$app_upstream")
-    assert urlsplit(upstream).hostname == "app"
-    assert urlsplit(upstream).port == int(as_mapping(services["app"]["environment"])["CDS_PORT"])
-    assert nginx_directives(nginx_conf, "proxy_pass") == ["$app_upstream"]
+def test_nginx_proxies_to_an_upstream_group_of_the_app_service(nginx_conf, services):
+    (server,) = [d for d in nginx_directives(nginx_conf, "server") if "{" not in d]
+    address, *parameters = server.split()
+    host, port = address.split(":")
+    assert (host, int(port)) == ("app", int(as_mapping(services["app"]["environment"])["CDS_PORT"]))
+    assert {"max_fails=2", "fail_timeout=5s", "resolve"} <= set(parameters), "forget a failed replica, re-resolve"
+    assert set(nginx_directives(nginx_conf, "proxy_pass")) == {"http://app"}
+    assert nginx_directives(nginx_conf, "zone") == ["app 64k"]
+    assert nginx_directives(nginx_conf, "keepalive") == ["32"], "keep-alive connections to the replicas"
+    assert nginx_directives(nginx_conf, "proxy_http_version") == ["1.1"]
     assert "127.0.0.11" in nginx_directives(nginx_conf, "resolver")[0], "re-resolve replicas via Docker DNS"
+    # compose's nginx image re-resolves upstream servers (the `resolve` parameter: nginx 1.27.3+)
+    assert services["proxy"]["image"].split(":")[1].split("-")[0] >= "1.27"
+
+
+def test_nginx_retries_hook_calls_only(nginx_conf):
+    """A hook call is repeated on another replica after a failed or reset connection (the store
+    keeps one judgement per call); other POSTs (feedback) are not."""
+    retries = nginx_directives(nginx_conf, "proxy_next_upstream")
+    assert sorted(retries) == ["error timeout", "error timeout non_idempotent"]
+    hook_block = nginx_conf[nginx_conf.index("location ~ ^/cds-services/[^/]+$"):]
+    hook_block = hook_block[:hook_block.index("}")]
+    assert "non_idempotent" in hook_block
 
 
 def test_nginx_buffers_bodies_with_a_deadline(nginx_conf):

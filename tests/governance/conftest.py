@@ -1,40 +1,16 @@
 """Fixtures of the governance tests: a store on embedded SQLite or on the local PostgreSQL.
 
-PostgreSQL tests run when TEST_DATABASE_URL is set (`.ci/run` sets it); each test gets its own
-schema (dropped afterwards), so reruns and parallel helpers never see each other's rows.
+PostgreSQL tests run against TEST_DATABASE_URL when set (`.ci/run` sets it), else against a
+throwaway server of the session (tests/conftest.py `postgres_url`); each test gets its own schema
+(dropped afterwards), so reruns and parallel helpers never see each other's rows.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
-
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from cds_service.app import create_app
 from cds_service.cli import main as cli_main
-
-PG_SKIP = "TEST_DATABASE_URL is not set: PostgreSQL store tests skipped (.ci/run sets it)"
-
-
-@pytest.fixture
-def pg_url():
-    base = os.environ.get("TEST_DATABASE_URL")
-    if not base:
-        pytest.skip(PG_SKIP)
-    schema = f"lcds_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

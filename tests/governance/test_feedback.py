@@ -26,9 +26,11 @@ NOW = datetime(2026, 3, 16, 9, 30, tzinfo=UTC)
 
 
 def issue_card(app, card: str, suggestions=("sug-delete", "sug-pt"), service_id: str = SIGN) -> None:
-    """Record a judgement with a card, as the controller does after evaluating a hook call."""
+    """Record a judgement with a card, as the controller does after evaluating a hook call (one
+    call per card: the store keeps one judgement per call and order)."""
     recorder = app.extensions["lumbar_cds"].recorder
-    recorder.record(hook_request(service_id), result(judgement(card, suggestions=suggestions)), NOW)
+    recorder.record(hook_request(service_id, hook_instance=f"hi-{card}"),
+                    result(judgement(card, suggestions=suggestions)), NOW)
 
 
 def stored_feedback(app) -> list:

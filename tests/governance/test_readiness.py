@@ -1,7 +1,8 @@
 """The store at start-up and `/readyz` (issue 14): a SQLite file named by CDS_DATABASE_URL is
 created and migrated like the embedded default (judgements were lost with "schema is not
 current" while every call answered 200); a server database stays `lumbar-cds db upgrade`;
-`/healthz` stays liveness, `/readyz` says whether the store is reachable and current."""
+`/healthz` stays liveness, `/readyz` says whether this replica can answer hooks (issue 23: a store
+outage the spool covers is not unreadiness; a schema behind is)."""
 
 from __future__ import annotations
 
@@ -67,15 +68,34 @@ def test_readyz_is_ready_with_the_embedded_store_and_with_recording_off(make_app
     assert make_app(RECORD_JUDGEMENTS=False).test_client().get("/readyz").status_code == 200
 
 
-def test_readyz_says_unreachable_without_the_url(make_app):
+def test_readyz_stays_ready_through_a_store_outage_the_spool_covers(make_app):
+    """A shared store down must not take every replica out of the load balancer: the replica
+    still answers hooks (the judgements wait in the spool), and /readyz says so in its body."""
     url = "postgresql+psycopg://cds:s3cret-pw@127.0.0.1:1/cds"
-    client = make_app(DATABASE_URL=url).test_client()
+    app = make_app(DATABASE_URL=url, METRICS_TOKEN="m")
+    client = app.test_client()
+    sign(client)  # the hook calls go on
+    app.extensions["lumbar_cds"].recorder.flush()
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert (body["status"], body["store"], body["judgements"]) == ("ready", "unreachable", "spooled")
+    assert body["spool_pending"] == 1 and body["spool_on_disk"] is True
+    assert "127.0.0.1" not in response.get_data(as_text=True) and "s3cret" not in response.get_data(as_text=True)
+    assert client.get("/healthz").status_code == 200  # liveness: the process answers
+    scrape = client.get("/metrics", headers={"Authorization": "Bearer m"}).get_data(as_text=True)
+    assert "lumbar_cds_store_reachable 0.0" in scrape
+
+
+def test_readyz_is_not_ready_when_the_store_is_down_and_the_spool_full(make_app):
+    app = make_app(DATABASE_URL="postgresql+psycopg://cds:pw@127.0.0.1:1/cds", SPOOL_MAX_ROWS=1)
+    client = app.test_client()
+    sign(client)
+    app.extensions["lumbar_cds"].recorder.flush()
     response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.get_json() == {"status": "not ready", "reason": "governance store unreachable"}
-    assert "127.0.0.1" not in response.get_data(as_text=True)
-    assert client.get("/healthz").status_code == 200  # liveness: the process answers
-    sign(client)  # and the hook calls go on (the judgements wait in the spool)
+    assert response.get_json() == {"status": "not ready",
+                                   "reason": "governance store unreachable and the spool is full"}
 
 
 def test_readyz_says_when_the_schema_is_behind(make_app, tmp_path):

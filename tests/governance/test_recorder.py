@@ -65,9 +65,8 @@ def test_close_drains_every_queued_row(tmp_path):
     engine = create_store_engine(f"sqlite:///{tmp_path / 'drain.sqlite3'}")
     upgrade(engine)
     recorder = QueueRecorder(Store(engine), "k", "active")
-    request = hook_request()
     for n in range(2000):
-        recorder.record(request, result(judgement(f"card-{n}")), NOW)
+        recorder.record(hook_request(hook_instance=f"hi-{n}"), result(judgement(f"card-{n}")), NOW)
     recorder.close()  # no flush before: close alone must write everything accepted
     recorder.close()  # idempotent
     with engine.connect() as connection:
@@ -81,7 +80,7 @@ def test_app_shutdown_writes_what_was_queued(tmp_path):
     app = create_app(config)
     recorder = app.extensions["lumbar_cds"].recorder
     for n in range(300):
-        recorder.record(hook_request(), result(judgement(f"card-{n}")), NOW)
+        recorder.record(hook_request(hook_instance=f"hi-{n}"), result(judgement(f"card-{n}")), NOW)
     app.extensions["lumbar_cds_shutdown"]()
     engine = create_store_engine(f"sqlite:///{tmp_path / 's.sqlite3'}")
     with engine.connect() as connection:
@@ -115,3 +114,23 @@ def test_the_embedded_store_is_created_on_first_start_and_kept_on_the_next(tmp_p
         assert [r.card_uuid for r in rows(app.extensions["lumbar_cds"].recorder.store)] == ["card-kept"]
     finally:
         app.extensions["lumbar_cds_shutdown"]()
+
+
+def test_a_repeated_call_is_stored_once_and_orders_it_cannot_tell_apart_are_kept(gov_app):
+    """The EHR (or nginx, after a lost connection) sends a call again: its cards are new, its
+    judgements are the same ones. Two orders of one call without ids are two judgements."""
+    recorder = gov_app.extensions["lumbar_cds"].recorder
+    for attempt in range(3):
+        recorder.record(hook_request(hook_instance="hi-repeated"),
+                        result(judgement(f"card-{attempt}-a", order="ServiceRequest/(no id)"),
+                               judgement(f"card-{attempt}-b", order="ServiceRequest/(no id)")), NOW)
+    recorder.record(hook_request("lumbar-imaging-order-select", hook_instance="hi-repeated"),
+                    result(judgement("card-select")), NOW)
+    recorder.flush()
+    stored = rows(recorder.store)
+    assert sorted((r.service_id, r.order_reference, r.card_uuid) for r in stored) == [
+        ("lumbar-imaging-order-select", "ServiceRequest/order-mri-gov", "card-select"),
+        (SIGN, "ServiceRequest/(no id)", "card-0-a"),
+        (SIGN, "ServiceRequest/(no id)#2", "card-0-b"),
+    ]
+    assert recorder.dropped == 0

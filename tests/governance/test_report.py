@@ -109,6 +109,63 @@ def test_report_figures_read_from_each_store(gov_app, gov_client):
     assert build_report(judgements, feedback, SINCE, UNTIL) == EXPECTED
 
 
+def test_the_database_counts_give_the_same_report(gov_app, gov_client):
+    """`Store.report` (GROUP BY in the database, what the CLI and the dashboard use) gives exactly
+    the figures of the pure report over every row, for several periods."""
+    store = gov_app.extensions["lumbar_cds"].recorder.store
+    seed_store(store, gov_client)
+    labels = load_reason_labels()
+    for since, until in ((SINCE, UNTIL), (None, None), (date(2026, 3, 2), None), (None, date(2026, 3, 1)),
+                         (date(2026, 3, 5), date(2026, 3, 9))):
+        judgements, feedback = store.load_rows(since, until)
+        assert store.report(since, until, labels) == build_report(judgements, feedback, since, until, labels)
+    assert store.report(SINCE, UNTIL) == EXPECTED
+
+
+def test_the_database_counts_match_the_pure_report_on_random_data(gov_app):
+    """A few hundred random judgements and feedback items over ten days, on each back end."""
+    import random
+    from datetime import datetime, timedelta
+
+    from cds_service.governance.feedback import parse_feedback
+
+    from .support import accepted, overridden
+
+    store = gov_app.extensions["lumbar_cds"].recorder.store
+    chance = random.Random(23)
+    topics = [None, "imaging-before-6-weeks", "cauda-equina-risk", "repeat-imaging"]
+    rows, items = [], []
+    for n in range(400):
+        topic = chance.choice(topics)
+        card = f"card-{n}" if topic and chance.random() < 0.9 else None
+        suggestions = [f"s-{n}-{k}" for k in range(chance.randrange(3))] if card else []
+        rows.append({
+            "recorded_at": datetime(2026, 3, 1) + timedelta(minutes=chance.randrange(10 * 24 * 60)),
+            "service_id": "lumbar-imaging-order-sign", "hook": "order-sign", "hook_instance": f"r-{n}",
+            "patient_hash": "0" * 64, "order_reference": f"ServiceRequest/r-{n}", "order_code": None,
+            "topic": topic, "indicator": "warning" if topic else None,
+            "rating": chance.choice(["appropriate", "not-appropriate", None]), "card_uuid": card,
+            "consult_id": None, "suggestion_uuids": suggestions, "shown": chance.random() < 0.8,
+        })
+        for _ in range(chance.randrange(3) if card else 0):
+            at = f"2026-03-{chance.randrange(1, 12):02d}T{chance.randrange(24):02d}:00:00Z"
+            if chance.random() < 0.5:
+                items.append(accepted(card, *chance.sample(suggestions + ["other"], k=min(2, len(suggestions) + 1)), at=at))
+            else:
+                items.append(overridden(card, chance.choice(["patient-declines-wait", "specialist-request", None]), at=at))
+    items += [overridden(f"never-{n}", "other", at=f"2026-03-0{n + 1}T10:00:00Z") for n in range(5)]
+    store.insert_judgements(rows)
+    feedback_rows = parse_feedback({"feedback": items})
+    for row in feedback_rows:
+        row["received_at"], row["service_id"] = datetime(2026, 3, 12), "lumbar-imaging-order-sign"
+    store.insert_feedback(feedback_rows)
+    for since, until in ((None, None), (date(2026, 3, 3), date(2026, 3, 6)), (date(2026, 3, 10), None)):
+        assert store.report(since, until) == build_report(*store.load_rows(since, until), since, until)
+    totals = store.report(None, None)["totals"]
+    assert totals["orders_judged"] == 400 and totals["orphan_feedback"] == 5
+    assert totals["accepted"] > 10 and totals["overridden"] > 10 and totals["cards_silent"] > 10
+
+
 def test_chart_series_follow_the_figures():
     judgements, feedback = seed_pure_rows()
     charts = chart_data(build_report(judgements, feedback, SINCE, UNTIL))

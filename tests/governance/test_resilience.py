@@ -218,3 +218,47 @@ def test_the_spool_is_bounded_oldest_dropped_and_counted(tmp_path):
     small = Spool(None, max_rows=100, max_bytes=300)
     small.add(rows)
     assert small.bytes <= 300 and small.dropped == 8 - len(small)
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from datetime import datetime
+from cds_service.governance.store.spool import Spool
+spool = Spool(sys.argv[1])
+for n in range(20):
+    spool.log([{"recorded_at": datetime(2026, 3, 16, 9, 30), "hook_instance": f"killed-{n}",
+                "service_id": "lumbar-imaging-order-sign", "hook": "order-sign", "patient_hash": "0" * 64,
+                "order_reference": "ServiceRequest/o", "order_code": None, "topic": None, "indicator": None,
+                "rating": "appropriate", "card_uuid": None, "consult_id": None, "suggestion_uuids": [],
+                "shown": True}])
+spool.committed([0, 1])  # the first two reached the store before the kill
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_rows_logged_by_a_killed_process_are_adopted_and_stored_once(tmp_path):
+    """kill -9 between the answer and the commit: the rows are in the dead process's spool file
+    (appended and flushed, no fsync needed for a process kill); the next writer adopts them."""
+    import subprocess
+    import sys
+
+    spool_dir = tmp_path / "spool"
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(spool_dir)], timeout=60)
+    assert killed.returncode == -9
+    (path,) = spool_dir.glob("*.jsonl")
+    logged = path.read_text().splitlines()
+    assert {json.loads(line)["hook_instance"] for line in logged} >= {f"killed-{n}" for n in range(2, 20)}
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    from cds_service.governance.store.database import upgrade
+
+    upgrade(engine)
+    # The two committed before the kill are in the store (their lines may still be in the file).
+    Store(engine).insert_judgements([{**json.loads(line), "recorded_at": datetime(2026, 3, 16, 9, 30)}
+                                     for line in logged[:2]])
+    recorder = QueueRecorder(Store(engine), "k", "active", spool=Spool(spool_dir))
+    try:
+        assert wait_for(lambda: recorder.stats()["spool_pending"] == 0 and len(stored(engine)) >= 20)
+    finally:
+        recorder.close()
+    assert sorted(h for h, _ in stored(engine)) == sorted(f"killed-{n}" for n in range(20))  # each once
+    assert not list(spool_dir.glob("*.jsonl"))

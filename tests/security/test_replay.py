@@ -1,14 +1,13 @@
 """The jti replay store: in process by default, Redis when several workers/instances share it.
 
-Redis tests run against the local Redis named by TEST_REDIS_URL (`.ci/run` sets it); without
-it they are skipped with the reason shown. Each test uses fresh random jtis, so nothing is
+Redis tests run against TEST_REDIS_URL (`.ci/run` sets it), else a throwaway redis-server of the
+session (tests/conftest.py `redis_url`). Each test uses fresh random jtis, so nothing is
 flushed and other users of the database are left alone.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 
 import pytest
@@ -23,10 +22,6 @@ from cds_service.security.replay import (
 from .jwt_support import BASE, bearer, claims, sign
 
 DISCOVERY = f"{BASE}/cds-services"
-REDIS_URL = os.environ.get("TEST_REDIS_URL")
-needs_redis = pytest.mark.skipif(
-    not REDIS_URL, reason="TEST_REDIS_URL is not set (.ci/run sets redis://127.0.0.1:6379/15)"
-)
 
 
 def test_memory_store_forgets_a_jti_when_its_token_expires():
@@ -41,12 +36,11 @@ def test_memory_store_forgets_a_jti_when_its_token_expires():
     assert store.first_use("iss", "a", 60) is True
 
 
-@needs_redis
 @pytest.mark.redis
-def test_replay_refused_across_two_app_instances_sharing_redis(make_app, ehr_issuers_file, ec, caplog):
+def test_replay_refused_across_two_app_instances_sharing_redis(make_app, ehr_issuers_file, ec, caplog, redis_url):
     caplog.set_level(logging.INFO, logger="lumbar_cds")
-    first = make_app(AUTH_REQUIRED=True, TRUSTED_ISSUERS_FILE=ehr_issuers_file, REDIS_URL=REDIS_URL).test_client()
-    second = make_app(AUTH_REQUIRED=True, TRUSTED_ISSUERS_FILE=ehr_issuers_file, REDIS_URL=REDIS_URL).test_client()
+    first = make_app(AUTH_REQUIRED=True, TRUSTED_ISSUERS_FILE=ehr_issuers_file, REDIS_URL=redis_url).test_client()
+    second = make_app(AUTH_REQUIRED=True, TRUSTED_ISSUERS_FILE=ehr_issuers_file, REDIS_URL=redis_url).test_client()
     token = sign(ec, claims(DISCOVERY))
     assert first.get("/cds-services", headers=bearer(token)).status_code == 200
     replayed = second.get("/cds-services", headers=bearer(token))
@@ -57,10 +51,9 @@ def test_replay_refused_across_two_app_instances_sharing_redis(make_app, ehr_iss
     assert second.get("/cds-services", headers=bearer(sign(ec, claims(DISCOVERY)))).status_code == 200
 
 
-@needs_redis
 @pytest.mark.redis
-def test_redis_store_sets_the_key_with_an_expiry():
-    store = RedisReplayStore(REDIS_URL)
+def test_redis_store_sets_the_key_with_an_expiry(redis_url):
+    store = RedisReplayStore(redis_url)
     jti = uuid.uuid4().hex
     try:
         assert store.first_use("https://ehr.example.test", jti, 120) is True

@@ -14,7 +14,6 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import os
 import threading
 import time
 import uuid
@@ -28,10 +27,6 @@ from cds_service.security.replay import RedisReplayStore, ReplayUnknown, SqliteR
 from ..cli.served import Served
 from .jwt_support import BASE, EHR_ISS, bearer, claims, ec_key, jwks, sign, write_issuers
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL")
-needs_redis = pytest.mark.skipif(
-    not REDIS_URL, reason="TEST_REDIS_URL is not set (.ci/run sets redis://127.0.0.1:6379/15)"
-)
 SENDS = 24
 
 
@@ -103,10 +98,9 @@ def test_auth_app_uses_the_shared_file_by_default_and_warns_only_when_per_proces
     assert not any("per process" in r.getMessage() for r in caplog.records)
 
 
-@needs_redis
 @pytest.mark.redis
-def test_redis_without_persistence_refuses_a_token_issued_before_it_started():
-    store = RedisReplayStore(REDIS_URL)
+def test_redis_without_persistence_refuses_a_token_issued_before_it_started(redis_url):
+    store = RedisReplayStore(redis_url)
     try:
         started = store.memory_since()
         assert started <= time.time()
@@ -117,12 +111,11 @@ def test_redis_without_persistence_refuses_a_token_issued_before_it_started():
         store.close()
 
 
-@needs_redis
 @pytest.mark.redis
-def test_a_token_older_than_the_redis_server_is_refused_by_the_app(make_app, ehr_issuers_file, ec, caplog):
+def test_a_token_older_than_the_redis_server_is_refused_by_the_app(make_app, ehr_issuers_file, ec, caplog, redis_url):
     caplog.set_level(logging.INFO, logger="lumbar_cds")
-    client = make_app(AUTH_REQUIRED=True, TRUSTED_ISSUERS_FILE=ehr_issuers_file, REDIS_URL=REDIS_URL).test_client()
-    store = RedisReplayStore(REDIS_URL)
+    client = make_app(AUTH_REQUIRED=True, TRUSTED_ISSUERS_FILE=ehr_issuers_file, REDIS_URL=redis_url).test_client()
+    store = RedisReplayStore(redis_url)
     try:
         started = store.memory_since()
     finally:

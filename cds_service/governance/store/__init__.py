@@ -5,8 +5,9 @@ hands each hook call's judgements to `recorder.record(...)` (queued, written by 
 thread); the feedback endpoint, the dashboard and `lumbar-cds report` use `recorder.store`.
 Embedded SQLite by default (file created and migrated at start-up, as is a SQLite file named by
 CDS_DATABASE_URL); PostgreSQL or another server via CDS_DATABASE_URL, migrated by `lumbar-cds db
-upgrade`. `store_readiness` is what `/readyz` answers: is the store reachable, its schema at head. Judgements the store cannot take wait
-in a spool (`spool`), by default in the instance folder's `spool/`.
+upgrade`. `store_readiness` is what `/readyz` answers: can this replica answer hooks (a store outage the
+spool covers is no unreadiness). Every judgement goes through a spool file (`spool`), by default
+in the instance folder's `spool/`, until the store has it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ from cds_service.governance.store.database import (
     upgrade,
 )
 from cds_service.governance.store.queries import FeedbackCounts, Store, naive_utc
-from cds_service.governance.store.recorder import NullRecorder, QueueRecorder, patient_hash
+from cds_service.governance.store.recorder import (
+    NullRecorder,
+    QueueRecorder,
+    patient_hash,
+    store_readiness,
+)
 from cds_service.governance.store.spool import Spool
 from cds_service.logs import get_logger, log_event, warn_once
 
@@ -77,18 +83,3 @@ def spool_dir(settings: dict) -> Path:
         return Path(settings["SPOOL_DIR"]).expanduser().resolve()
     database = Path(settings.get("DATABASE_PATH") or "instance/lumbar-cds.sqlite3")
     return database.expanduser().resolve().parent / "spool"
-
-
-def store_readiness(recorder) -> str | None:
-    """Why the service is not ready to record (fixed text, no URL, no data), or None when the
-    store answers and its schema is at head. A recorder without a store (recording off) is ready."""
-    store = getattr(recorder, "store", None)
-    if store is None:
-        return None
-    try:
-        current = current_revision(store.engine)
-    except Exception:  # any driver error: the store cannot be reached (or read)
-        return "governance store unreachable"
-    if current != head_revision():
-        return "governance store schema is not current: run `lumbar-cds db upgrade`"
-    return None

@@ -1,8 +1,8 @@
 """`lumbar-cds db upgrade|current` and `lumbar-cds report`: the governance commands.
 
 Role in the data flow: an edge. `db upgrade` runs the store's Alembic migrations against
-CDS_DATABASE_URL (or the embedded SQLite file); `report` loads a period's rows and prints the
-figures of the pure `report` module as a table, JSON or CSV. The parser is `cds_service/cli.py`'s
+CDS_DATABASE_URL (or the embedded SQLite file); `report` counts a period in the database and prints the
+figures of the `report` module as a table, JSON or CSV. The parser is `cds_service/cli.py`'s
 (so that `--help` imports no store); these are its handlers. Every failure is one line naming the
 store (its URL without the password) and what to do, with the command's exit codes: 1 behind
 (`db current`) or refused by the store, 2 a setting or URL that cannot be used, 3 unreachable.
@@ -122,7 +122,7 @@ def _db_current(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from cds_service.governance.report import build_report, render_csv, render_table
+    from cds_service.governance.report import render_csv, render_table
     from cds_service.governance.screen.counts import csv_rows as screen_csv_rows
     from cds_service.governance.screen.counts import load_screen_counts
     from cds_service.governance.screen.counts import report_lines as screen_report_lines
@@ -137,14 +137,12 @@ def _report(args: argparse.Namespace) -> int:
     try:
         if database_url(settings)[1]:
             upgrade(engine)  # a SQLite file is created and migrated, as the service does at start
-        judgements, feedback = Store(engine).load_rows(args.since, args.until)
+        report = Store(engine).report(args.since, args.until, load_reason_labels(settings.get("CARDS_DIR")))
         screens = load_screen_counts(engine, args.since, args.until)  # the red-flag screen (§12.5)
     except Exception as error:
         raise _store_error(engine, error, "reading the judgements") from None
     finally:
         engine.dispose()
-    report = build_report(judgements, feedback, args.since, args.until,
-                          load_reason_labels(settings.get("CARDS_DIR")))
     report["screen"] = screens
     if args.format == "json":
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")

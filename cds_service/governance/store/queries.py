@@ -2,7 +2,8 @@
 
 Role in the data flow: the only module that talks SQL. The background writer inserts judgement
 rows; the feedback endpoint inserts feedback items (idempotently, joined to their card); the
-report and the dashboard load the rows of a period and hand them to the pure `report` module.
+report and the dashboard count a period in the database (`aggregates`, via `Store.report`);
+`load_rows` reads a period's rows themselves (the pure `build_report` takes them).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sqlalchemy import Engine, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cds_service.governance.report import FeedbackRow, JudgementRow
-from cds_service.governance.store.schema import feedback, judgement
+from cds_service.governance.store.schema import JUDGEMENT_KEY, feedback, judgement
 
 
 def naive_utc(moment: datetime) -> datetime:
@@ -46,9 +47,21 @@ class Store:
     # --- judgements ---------------------------------------------------------------------------
 
     def insert_judgements(self, rows: list[dict]) -> None:
-        if rows:
-            with self.engine.begin() as connection:
-                connection.execute(insert(judgement), rows)
+        """Insert rows; a row whose (hook instance, order, service) is stored already is skipped:
+        a repeated call, or a spool written again, records once."""
+        if not rows:
+            return
+        with self.engine.begin() as connection:
+            dialect = connection.dialect.name
+            if dialect in ("postgresql", "sqlite"):
+                module = postgresql if dialect == "postgresql" else sqlite
+                statement = module.insert(judgement).on_conflict_do_nothing(index_elements=list(JUDGEMENT_KEY))
+                connection.execute(statement, rows)
+                return
+            for row in rows:  # other back ends: check, then insert (the unique key still guards races)
+                if not connection.scalar(select(func.count()).where(
+                        *(judgement.c[name] == row[name] for name in JUDGEMENT_KEY))):
+                    connection.execute(insert(judgement).values(row))
 
     def known_cards(self, card_uuids: Iterable[str]) -> set[str]:
         wanted = sorted(set(card_uuids))
@@ -92,6 +105,13 @@ class Store:
         return FeedbackCounts(len(rows), stored, duplicates, orphans)
 
     # --- reading for reports ------------------------------------------------------------------
+
+    def report(self, since: date | None, until: date | None,
+               reason_labels: dict[tuple[str, str, str], str] | None = None) -> dict:
+        """The governance report of [since, until], counted in the database (`aggregates`)."""
+        from cds_service.governance.store.aggregates import period_report
+
+        return period_report(self.engine, since, until, reason_labels)
 
     def load_rows(self, since: date | None, until: date | None) -> tuple[list[JudgementRow], list[FeedbackRow]]:
         """Judgements of [since, until] (UTC days, inclusive), their cards' feedback, and orphans."""

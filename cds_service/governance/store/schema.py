@@ -9,7 +9,19 @@ HMAC-SHA256 of it under the deployment's PATIENT_HASH_KEY (see `recorder.patient
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 # Table names carry a prefix so the store can share a database with other applications.
 metadata = MetaData(
@@ -41,7 +53,15 @@ judgement = Table(
     Column("consult_id", String(128)),
     Column("suggestion_uuids", JSON, nullable=False, default=list),
     Column("shown", Boolean, nullable=False),  # False in silent mode: decided, not displayed
+    # One row per hook call and order: a call repeated (by the EHR, or by nginx after a lost
+    # connection) and rows written again from a spool are stored once (insert ... on conflict do nothing).
+    UniqueConstraint("hook_instance", "order_reference", "service_id", name="uq_lcds_judgement_call_order"),
+    # The report's GROUP BY reads the period's rows through this index (store.aggregates).
+    Index("ix_lcds_judgement_period", "recorded_at", "topic", "rating", "shown"),
 )
+
+# The columns of the unique key, for ON CONFLICT.
+JUDGEMENT_KEY = ("hook_instance", "order_reference", "service_id")
 
 feedback = Table(
     "lcds_feedback",
