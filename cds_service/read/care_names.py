@@ -20,6 +20,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cds_service.rules import RULES_DIR, RuleDataError
+from cds_service.rules.loader import check_pattern
 
 RULES_FILE = RULES_DIR / "orders" / "care-names.json"
 # Names are short; a longer text is cut before any pattern sees it (bounded work per record).
@@ -40,16 +41,7 @@ class CareRule(BaseModel):
 
     @model_validator(mode="after")
     def _compiles_and_matches(self) -> CareRule:
-        try:
-            compiled = re.compile(self.pattern, re.IGNORECASE)
-        except re.error as error:
-            raise ValueError(f"pattern does not compile: {error}") from None
-        missed = [e for e in self.examples if not compiled.search(e)]
-        if missed:
-            raise ValueError(f"pattern does not match its examples {missed}")
-        wrong = [e for e in self.counter_examples if compiled.search(e)]
-        if wrong:
-            raise ValueError(f"pattern matches its counter_examples {wrong}")
+        check_pattern(self.pattern, self.examples, self.counter_examples)
         return self
 
 

@@ -14,6 +14,7 @@ Nothing here runs per request.
 from __future__ import annotations
 
 import json
+import re
 import types
 import typing
 from pathlib import Path
@@ -168,3 +169,18 @@ def _inner_model(annotation: Any) -> Any:
 
 __all__ = ["RULES_DIR", "RuleDataError", "RuleModel", "load_rule_file", "problem", "read_rule_file", "shown",
            "validate_rule_data"]
+
+
+def check_pattern(pattern: str, examples: list[str], counter_examples: list[str] = ()) -> None:
+    """A rule's regular expression compiles (case-insensitive), matches each of its examples and
+    none of its counter-examples: the rule file documents and tests itself at start-up."""
+    try:
+        compiled = re.compile(pattern, re.IGNORECASE)
+    except re.error as error:
+        raise ValueError(f"pattern does not compile: {error}") from None
+    missed = [e for e in examples if not compiled.search(e)]
+    if missed:
+        raise ValueError(f"pattern does not match its examples {missed}")
+    wrong = [e for e in counter_examples if compiled.search(e)]
+    if wrong:
+        raise ValueError(f"pattern matches its counter_examples {wrong}")

@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from cds_service.rules.loader import RuleDataError
+from cds_service.rules.loader import RuleDataError, check_pattern
 
 RXNORM_CODE = re.compile(r"^[0-9]{1,8}$")
 TTYS = ("SCD", "SBD")
@@ -86,13 +86,7 @@ class Pattern(_Strict):
 
     @model_validator(mode="after")
     def _compiles_and_matches(self) -> Pattern:
-        try:
-            compiled = re.compile(self.pattern, re.IGNORECASE)
-        except re.error as error:
-            raise ValueError(f"pattern does not compile: {error}") from None
-        missed = [e for e in self.examples if not compiled.search(e)]
-        if missed:
-            raise ValueError(f"pattern does not match its examples {missed}")
+        check_pattern(self.pattern, self.examples)
         return self
 
 
