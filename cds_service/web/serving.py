@@ -203,7 +203,7 @@ else:
             # kernel spreads new connections over the workers instead of the first one awake
             # taking them all (an EHR's few pooled keep-alive connections on one worker).
             if self.cfg.reuse_port:
-                self.sockets = [*self.sockets, *own_listeners(self.sockets, self.cfg.backlog)]
+                self.sockets = [*self.sockets, *own_listeners(self.sockets)]
             super().init_process()
 
         def __init__(self, *args, **kwargs):
@@ -217,9 +217,11 @@ else:
             logging.getLogger("uvicorn.access").propagate = False
 
 
-def own_listeners(shared: list, backlog: int) -> list[socket.socket]:
-    """A listening socket of this process for each TCP listener in `shared` (same address,
-    SO_REUSEPORT; the shared ones must have it too: gunicorn's `reuse_port`)."""
+def own_listeners(shared: list) -> list[socket.socket]:
+    """A socket of this process for each TCP listener in `shared` (same address, SO_REUSEPORT;
+    the shared ones must have it too: gunicorn's `reuse_port`). Bound, not yet listening: the
+    event loop listens when uvicorn starts serving, once the app is built, so the kernel gives
+    this worker no connection while it boots (its siblings take them)."""
     mine = []
     for listener in shared:
         if listener.family not in (socket.AF_INET, socket.AF_INET6):
@@ -228,7 +230,6 @@ def own_listeners(shared: list, backlog: int) -> list[socket.socket]:
         own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         own.bind(listener.getsockname())
-        own.listen(backlog)
         mine.append(own)
     return mine
 
