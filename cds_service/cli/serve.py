@@ -91,8 +91,12 @@ def _log_serving(arbiter, args: argparse.Namespace) -> None:
     the system chose)."""
     from cds_service.logs import get_logger, log_event
 
-    for listener in arbiter.LISTENERS:
-        host, port = listener.sock.getsockname()[:2]
+    # With reuse_port the workers bind (gunicorn >= 23) and the master holds no listener: the
+    # address is the one asked for, never port 0 (reuse_port is off then).
+    addresses = [listener.sock.getsockname()[:2] for listener in arbiter.LISTENERS] or [
+        tuple(bind.rsplit(":", 1)) for bind in arbiter.cfg.bind]
+    for host, port in addresses:
+        host = host.strip("[]")
         host = f"[{host}]" if ":" in host else host
         log_event(get_logger("serve"), "serving", url=f"http://{host}:{port}/cds-services",
                   workers=args.workers, threads=args.threads)
@@ -112,7 +116,9 @@ def _gunicorn(args: argparse.Namespace, host: str, port: int, settings: dict):
             self.cfg.set("timeout", args.timeout)
             self.cfg.set("graceful_timeout", 20)
             self.cfg.set("keepalive", 5)
-            self.cfg.set("reuse_port", args.reuse_port)  # a listener per worker too (web/serving.py)
+            # A listener per worker (web/serving.py). Not with --port 0: each worker would be given a
+            # port of its own by the system, and the address logged would serve one worker only.
+            self.cfg.set("reuse_port", args.reuse_port and port != 0)
             self.cfg.set("accesslog", None)  # our structured request log replaces it
             self.cfg.set("logger_class", logger_class())  # gunicorn's own lines as JSON lines
             self.cfg.set("loglevel", settings["LOG_LEVEL"].lower())
