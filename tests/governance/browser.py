@@ -28,9 +28,9 @@ def chromium_missing() -> str | None:
 
 
 @contextlib.contextmanager
-def served(app):
-    """The app on http://127.0.0.1:<free port> in a thread; yields the base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+def served(app, port: int = 0):
+    """The app on http://127.0.0.1:<port> (a free one by default) in a thread; yields the base URL."""
+    server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

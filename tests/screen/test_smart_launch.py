@@ -5,32 +5,17 @@ appContext checked against the handle, and the same screen answered in Chromium.
 
 from __future__ import annotations
 
-import contextlib
 import socket
-import threading
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from cds_service.app import create_app
-from tests.governance.browser import browser_page, chromium_missing
+from tests.governance.browser import browser_page, chromium_missing, served
 from tests.screen.support import SELECT, lbp, rating_of, request_for
 from tests.support.smart_ehr import SmartEhr
 
 CLIENT_ID = "lumbar-imaging-cds-screen"
-
-
-@contextlib.contextmanager
-def serving(app, port: int = 0):
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
 
 
 def free_port() -> int:
@@ -50,7 +35,7 @@ def smart(tmp_path, monkeypatch):
                       "SMART_LAUNCH_URL": f"{service}/screen/launch", "SMART_CLIENT_ID": CLIENT_ID})
     ehr = SmartEhr(CLIENT_ID, f"{service}/screen/launch/callback")
     try:
-        with serving(app, port), serving(ehr.app) as ehr_base:
+        with served(app, port), served(ehr.app) as ehr_base:
             yield service, ehr, f"{ehr_base}/fhir"
     finally:
         app.extensions["lumbar_cds_shutdown"]()
