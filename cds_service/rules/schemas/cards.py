@@ -41,6 +41,9 @@ class CommonWording(RuleModel):
     topic_system: Text
     override_reason_system: Text
     system_action_description: Text  # a Jinja2 template
+    # Jinja2 templates of an update suggestion's action description (Epic shows it, not the label).
+    update_description: Text
+    priority_description: Text
     suggested_studies: dict[str, Coding]
     physical_therapy: PhysicalTherapy
     code_system_names: dict[str, Text] = {}
@@ -92,6 +95,7 @@ class TopicWording(RuleModel):
     suggestion_label: Text | None = None
     priority_suggestion_label: Text | None = None  # when only the priority changes (same study)
     contrast_suggestion_label: Text | None = None  # the MRI without and with contrast alternative
+    referral_suggestion_label: Text | None = None  # the physical therapy referral beside a removal
     delete_description: Text | None = None
 
 
