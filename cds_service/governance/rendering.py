@@ -26,15 +26,17 @@ def render_table(report: dict) -> str:
     period = report["period"]
     lines = [
         f"Governance report  since {period['since'] or 'the start'}  until {period['until'] or 'now'}",
+        f"Counted in decisions: fires of one patient's order and topic within "
+        f"{report['counting']['window_minutes']} minutes count once; 'fires' are the raw hook calls.",
         "",
     ]
-    header = ("topic", "shown", "silent", "accepted", "overridden", "override", "sugg. acc.", "orders")
+    header = ("topic", "shown", "silent", "accepted", "overridden", "override", "sugg. acc.", "orders", "fires")
     rows = [header]
     for t in report["topics"]:
         rows.append((
             t["topic"], str(t["cards_shown"]), str(t["cards_silent"]), str(t["accepted"]),
             str(t["overridden"]), _percent(t["override_rate"]),
-            f"{t['suggestions_accepted']}/{t['suggestions_offered']}", str(t["orders_judged"]),
+            f"{t['suggestions_accepted']}/{t['suggestions_offered']}", str(t["orders_judged"]), str(t["fires"]),
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for index, row in enumerate(rows):
@@ -44,7 +46,8 @@ def render_table(report: dict) -> str:
     totals = report["totals"]
     lines += [
         "",
-        f"orders judged: {totals['orders_judged']}   orphan feedback items: {totals['orphan_feedback']}",
+        f"orders judged: {totals['orders_judged']} decisions ({totals['fires']} fires; cards shown "
+        f"{totals['cards_shown']}, {totals['cards_shown_fires']} fires)   orphan feedback items: {totals['orphan_feedback']}",
     ]
     for t in report["topics"]:
         lines.append("")
@@ -64,7 +67,8 @@ def render_csv(report: dict) -> str:
     for t in report["topics"]:
         topic = t["topic"]
         for metric in ("cards_shown", "cards_silent", "accepted", "overridden", "override_rate",
-                       "suggestions_offered", "suggestions_accepted", "suggestion_acceptance", "orders_judged"):
+                       "suggestions_offered", "suggestions_accepted", "suggestion_acceptance", "orders_judged",
+                       "fires", "cards_shown_fires"):
             value = t[metric]
             writer.writerow([topic, metric, "", "" if value is None else value])
         for reason in t["top_override_reasons"]:

@@ -240,6 +240,7 @@ def test_cli_report_csv_is_tidy(seeded_sqlite, capsys):
     assert figures[("imaging-before-6-weeks", "override_reason", f"{OVERRIDE_SYSTEM}|patient-declines-wait")] == "2"
     assert figures[("imaging-before-6-weeks", "orders_per_day", "2026-03-02")] == "2"
     assert figures[("repeat-imaging", "cards_silent", "")] == "1"
+    assert figures[("imaging-before-6-weeks", "fires", "")] == "5"
     assert figures[("(all)", "orphan_feedback", "")] == "1"
 
 
@@ -248,7 +249,8 @@ def test_cli_report_table_is_readable(seeded_sqlite, capsys):
     out = capsys.readouterr().out
     assert out.startswith(render_table(EXPECTED_LABELLED)) and "red-flag screens: offered 0" in out
     line = next(row for row in out.splitlines() if row.startswith("imaging-before-6-weeks "))
-    assert line.split() == ["imaging-before-6-weeks", "5", "0", "2", "3", "60.0%", "3/10", "5"]
+    assert line.split() == ["imaging-before-6-weeks", "5", "0", "2", "3", "60.0%", "3/10", "5", "5"]
+    assert "Counted in decisions: fires of one patient's order and topic within 30 minutes count once" in out
     assert "top override reasons: Patient declines to wait 2, Requested by a spine specialist 1" in out
 
 
