@@ -30,7 +30,8 @@ from .server import THREADS, WORKERS, Gunicorn
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 SIZES = (30, 300, 3000, 10_000)
-PARTS = ("text", "inprocess", "http", "no_prefetch", "memory", "cold_start", "ehr", "serving", "report", "topology")
+PARTS = ("text", "inprocess", "http", "no_prefetch", "memory", "cold_start", "first_call", "ehr", "serving", "report",
+         "topology")
 
 # (max service/floor pairs, seconds) per N: enough samples for a p99 at small N, bounded at large N.
 INPROCESS_BUDGET = {30: (400, 5.0), 300: (300, 8.0), 3000: (60, 12.0), 10_000: (20, 20.0)}
@@ -286,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
                 workdir, {**env, "CDS_DATABASE_PATH": str(workdir / "memory.sqlite3")}, MEMORY_N,
                 50 if args.quick else MEMORY_REQUESTS, 20.0 if args.quick else MEMORY_BUDGET_S))),
             ("cold_start", lambda: results.__setitem__("cold_start", system.cold_start(workdir, 2 if args.quick else 5))),
+            ("first_call", lambda: results.__setitem__("first_call", system.first_call(workdir, 2 if args.quick else 5))),
             ("ehr", lambda: results.__setitem__("ehr", ehr.run(3 if args.quick else 15))),
             # issue 23: serving defaults (threads 1/4/8, malloc arenas, reuse_port) in alternation;
             # the report at 1 million judgements; calls through nginx to two replicas
