@@ -40,6 +40,8 @@ class Topic:
     contrast_suggestion_label: str | None = None  # the MRI without and with contrast alternative
     referral_suggestion_label: str | None = None  # the physical therapy referral beside a removal
     links: list[dict] = field(default_factory=list)  # CDS Hooks Links: the guideline, absolute
+    # override reason code -> its CDS Hooks 3.0 example Coding (non-adherence-reason-codes), where one fits
+    non_adherence: dict[str, dict] = field(default_factory=dict)
 
 
 class CardContent:
@@ -85,6 +87,8 @@ class CardContent:
             referral_suggestion_label=data.get("referral_suggestion_label"),
             links=[{"label": link["label"], "url": link["url"], "type": "absolute"}
                    for link in data.get("links") or []],
+            non_adherence={r["code"]: {"system": self.common["non_adherence_system"], "code": r["non_adherence"]}
+                           for r in reasons if r.get("non_adherence")},
         )
 
     def _compile(self, templates: dict[str, str]) -> dict[str, Template]:
