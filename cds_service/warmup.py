@@ -4,7 +4,7 @@ the others do.
 Role in the data flow: start-up only (`CdsService.start`). What a first call would otherwise build
 lazily is built here: the contract models' first validations (pydantic), the fhir.resources
 models and the element types they import on first use, the card templates' first renders, the
-rule readers' caches and orjson's first dump. The text reader's pipeline is warmed by its own
+rule readers' caches and orjson's first dump; `warm_edge` the web edge's URL matcher. The text reader's pipeline is warmed by its own
 builder (read.text.nlp). The synthetic record is made up (no patient), the call goes through
 `read_request`, `gather` (prefetch only: no fhirServer, so no network) and the evaluator, and is
 neither recorded, counted in the metrics nor offered the red-flag screen.
@@ -85,21 +85,15 @@ def synthetic_request(hook: str, templates: dict[str, str], today: date) -> dict
 
 def warm_edge(app) -> None:
     """What the first call through the web edge builds: the URL map's matcher (Werkzeug compiles it
-    on the first match) and the red-flag screen's query of a patient's answers (SQLAlchemy compiles
-    it on first use; a read, nothing written). Called by `app.create_app` once every part is attached."""
+    on the first match). Called by `app.create_app` once every part is attached. The red-flag
+    screen's query is left to the first call (about 1 ms to compile): running it here would find
+    a store that is down at start-up and pause the screen before any call."""
     adapter = app.url_map.bind("localhost")
     for path in ("/cds-services", "/cds-services/warm-up"):
         try:
             adapter.match(path, method="POST")
         except Exception:  # noqa: BLE001 - a 404/405 is a match attempt too: the matcher is built
             pass
-    service = app.extensions["lumbar_cds"]
-    if service.screen is not None:
-        now = datetime.now(UTC)
-        definition = next(iter(service.registry))
-        request = service.read_request(definition.id, synthetic_request(
-            definition.hook, service.evaluator.query_plan.templates(), now.date()))
-        service.screen.attested_for(request, now)
 
 
 def _element_types(annotation) -> list[type]:
