@@ -227,6 +227,11 @@ def table(results: dict) -> str:
     if cold and "error" not in cold:
         add(f"Cold start: import + create_app {cold['create_app_s']} s (median of {cold['runs']}; "
             f"whole process {cold['process_s']} s; first start creating the store {cold['first_start_with_new_store_s']} s)")
+    first = results.get("first_call")
+    if first and "error" not in first:
+        add(f"A worker's first call: {first['first_call_ms']} ms, later calls {first['later_calls_ms']} ms "
+            f"(N={first['resources']}, medians of {first['runs']} fresh workers; start-up warms what a first call "
+            f"would build)")
     big = results.get("ehr")
     if big and "error" not in big:
         for name in ("hapi", "strict"):
@@ -241,7 +246,7 @@ def table(results: dict) -> str:
         add("Free text (CPU ms, 2 KB notes): " + ", ".join(
             f"{n} cold {reads[n]['cold_ms']} / cached {reads[n]['cached_ms']}" for n in ("1", "5", "20"))
             + f"; pipeline build {tx['build_s']} s; RSS {tx['rss_mb']} MB")
-    for part in ("no_prefetch", "memory", "cold_start", "ehr", "text"):
+    for part in ("no_prefetch", "memory", "cold_start", "first_call", "ehr", "text"):
         if isinstance(results.get(part), dict) and "error" in results[part]:
             add(f"{part}: ERROR {results[part]['error'][:120]}")
     add("")
