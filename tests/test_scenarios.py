@@ -197,7 +197,7 @@ def test_the_reader_catches_a_wrong_answer(client):
     ]
 
 
-def test_every_card_of_every_scenario_has_one_action_per_suggestion(client):
+def test_every_card_of_every_scenario_has_one_action_per_suggestion_and_namespaced_extensions(client):
     """Each scenario's cards as the runner reads them: every suggestion one action with a
     description (what Epic applies and shows), `selectionBehavior` set. The runner checks this
     on every scenario run too (`outcome().problems`); here the set is also shown to exercise
@@ -208,8 +208,12 @@ def test_every_card_of_every_scenario_has_one_action_per_suggestion(client):
         if fixture.get("binaries") or fixture.get("server_only"):
             continue  # these need the FHIR server: the runner's own runs check them
         body = client.post(service_path(request), json=request).get_json()
+        # Extension keys in reverse-domain form (CDS Hooks 2.0 SHOULD); the response's
+        # systemActions stay where the sandbox reads them (README "CDS Hooks 2.0 and 3.0").
+        assert set(body.get("extension") or {}) <= {"systemActions"}, name
         for card in body["cards"]:
             assert outcome({"cards": [card]}, request).problems == [], name
+            assert all(key.startswith("org.lumbar-imaging-cds.") for key in card.get("extension") or {}), name
             kinds |= {(a["type"], card["selectionBehavior"]) for s in card.get("suggestions") or [] for a in s["actions"]}
     assert kinds >= {("delete", "any"), ("create", "any"), ("update", "any")}
 
