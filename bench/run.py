@@ -30,7 +30,8 @@ from .server import THREADS, WORKERS, Gunicorn
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 SIZES = (30, 300, 3000, 10_000)
-PARTS = ("text", "inprocess", "http", "no_prefetch", "memory", "cold_start", "ehr", "serving", "report", "topology")
+PARTS = ("text", "inprocess", "http", "no_prefetch", "memory", "cold_start", "first_call", "ehr", "serving", "report",
+         "topology")
 
 # (max service/floor pairs, seconds) per N: enough samples for a p99 at small N, bounded at large N.
 INPROCESS_BUDGET = {30: (400, 5.0), 300: (300, 8.0), 3000: (60, 12.0), 10_000: (20, 20.0)}
@@ -226,6 +227,11 @@ def table(results: dict) -> str:
     if cold and "error" not in cold:
         add(f"Cold start: import + create_app {cold['create_app_s']} s (median of {cold['runs']}; "
             f"whole process {cold['process_s']} s; first start creating the store {cold['first_start_with_new_store_s']} s)")
+    first = results.get("first_call")
+    if first and "error" not in first:
+        add(f"A worker's first call: {first['first_call_ms']} ms, later calls {first['later_calls_ms']} ms "
+            f"(N={first['resources']}, medians of {first['runs']} fresh workers; start-up warms what a first call "
+            f"would build)")
     big = results.get("ehr")
     if big and "error" not in big:
         for name in ("hapi", "strict"):
@@ -240,7 +246,7 @@ def table(results: dict) -> str:
         add("Free text (CPU ms, 2 KB notes): " + ", ".join(
             f"{n} cold {reads[n]['cold_ms']} / cached {reads[n]['cached_ms']}" for n in ("1", "5", "20"))
             + f"; pipeline build {tx['build_s']} s; RSS {tx['rss_mb']} MB")
-    for part in ("no_prefetch", "memory", "cold_start", "ehr", "text"):
+    for part in ("no_prefetch", "memory", "cold_start", "first_call", "ehr", "text"):
         if isinstance(results.get(part), dict) and "error" in results[part]:
             add(f"{part}: ERROR {results[part]['error'][:120]}")
     add("")
@@ -286,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                 workdir, {**env, "CDS_DATABASE_PATH": str(workdir / "memory.sqlite3")}, MEMORY_N,
                 50 if args.quick else MEMORY_REQUESTS, 20.0 if args.quick else MEMORY_BUDGET_S))),
             ("cold_start", lambda: results.__setitem__("cold_start", system.cold_start(workdir, 2 if args.quick else 5))),
+            ("first_call", lambda: results.__setitem__("first_call", system.first_call(workdir, 2 if args.quick else 5))),
             ("ehr", lambda: results.__setitem__("ehr", ehr.run(3 if args.quick else 15))),
             # issue 23: serving defaults (threads 1/4/8, malloc arenas, reuse_port) in alternation;
             # the report at 1 million judgements; calls through nginx to two replicas

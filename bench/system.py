@@ -12,6 +12,7 @@ Role in the benchmark:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import statistics
@@ -118,6 +119,42 @@ def cold_start(workdir: Path, runs: int) -> dict:
         "process_s": round(statistics.median(process), 3),
         "first_start_with_new_store_s": round(first_inside, 3),
     }
+
+
+_FIRST_CALL = """
+import json, statistics, time
+from bench import payloads
+from cds_service.app import create_app
+app = create_app({"DATABASE_PATH": %r, "MAX_BODY_BYTES": 50_000_000})
+client = app.test_client()
+body = payloads.hook_request(%d)
+timings = []
+for n in range(11):
+    started = time.perf_counter()
+    response = client.post("/cds-services/lumbar-imaging-order-select", json=dict(body, hookInstance="00000000-0000-4000-8000-%%012d" %% n))
+    timings.append((time.perf_counter() - started) * 1000)
+    assert response.status_code == 200, response.status_code
+app.extensions["lumbar_cds_shutdown"]()
+print(json.dumps(timings))
+"""
+
+
+def first_call(workdir: Path, runs: int, n: int = 100) -> dict:
+    """A worker's first hook call against its later ones (issue 22 item 5: start-up warms what a
+    first call would build lazily, `cds_service/warmup.py`), in fresh interpreters: each starts
+    the app, then times eleven calls with a prefetch of `n` resources; medians over the runs."""
+    database = str(workdir / "first-call.sqlite3")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CDS_LOG_LEVEL": "ERROR"}
+    firsts, laters = [], []
+    for _ in range(runs):
+        completed = subprocess.run([sys.executable, "-c", _FIRST_CALL % (database, n)], cwd=ROOT, env=env,
+                                   capture_output=True, text=True, timeout=120, check=True)
+        timings = json.loads(completed.stdout.strip().splitlines()[-1])
+        firsts.append(timings[0])
+        laters.append(statistics.median(timings[1:]))
+    return {"runs": runs, "resources": n, "first_call_ms": round(statistics.median(firsts), 2),
+            "later_calls_ms": round(statistics.median(laters), 2),
+            "first_over_later": round(statistics.median(firsts) / statistics.median(laters), 2)}
 
 
 def machine() -> dict:

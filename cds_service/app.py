@@ -20,6 +20,7 @@ from cds_service.governance.screen import init_screen
 from cds_service.logs import configure_logging, said_once, warn_once
 from cds_service.security import auth
 from cds_service.service import CdsService
+from cds_service.warmup import warm_edge
 from cds_service.web.api import api, json_response, log_request
 from cds_service.web.errors import init_error_handlers
 from cds_service.web.memory import limit_malloc_arenas
@@ -46,6 +47,7 @@ def create_app(config: dict | None = None) -> Flask:
     init_health(app)
     app.after_request(log_request)
     init_error_handlers(app)
+    warm_edge(app)  # the pipeline was warmed by CdsService.start (warmup.py)
     if not app.testing:
         freeze_start_up_objects()
     return app

@@ -9,7 +9,8 @@ Role in the data flow: the one way into the pipeline. The Flask view (`web.api`)
 `call(service_id, body)` does both. The HTTP edge (JSON parsing, body size and depth limits,
 authentication) stays in `web`; every refusal here is a `CdsError`. A `CdsService` is built once
 per process (`CdsService.start(settings)`): value sets, card templates and the governance
-recorder are ready before the first call.
+recorder are ready before the first call, and one synthetic call per service (`warmup`, not
+recorded) has built whatever a first call would build lazily.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from cds_service.logs import get_logger, log_event
 from cds_service.pipeline import Evaluator
 from cds_service.render.result import EvaluationResult
 from cds_service.security.outbound import check_fhir_server
+from cds_service.warmup import warm_up
 from cds_service.web.limits import check_bundle_sizes, check_judged_orders
 
 log = get_logger("service")
@@ -59,8 +61,14 @@ class CdsService:
 
     @classmethod
     def start(cls, settings: dict) -> CdsService:
-        """Built from resolved settings (config.load_settings): the pathway, then the recorder."""
-        return cls(settings, Evaluator(settings), create_recorder(settings))
+        """Built from resolved settings (config.load_settings): the pathway, then the recorder,
+        then warmed by one synthetic call per service (nothing recorded)."""
+        service = cls(settings, Evaluator(settings), create_recorder(settings))
+        try:
+            log_event(log, "worker warmed", ms=warm_up(service))
+        except Exception as error:  # noqa: BLE001 - a warm-up that fails must not stop the worker
+            log_event(log, "worker warm-up failed; the first call will be slower", 30, exception=type(error).__name__)
+        return service
 
     def close(self) -> None:
         """Write the queued judgements: nothing accepted is lost."""

@@ -18,7 +18,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "cds_service"
 RANK = {
     "hooks": 0, "security": 1, "gather": 2, "read": 3, "decide": 4, "render": 5,
-    "web": 6, "governance": 7, "app": 8, "cli": 8, "pipeline": 8, "queries": 8, "service": 8,
+    "web": 6, "governance": 7, "app": 8, "cli": 8, "pipeline": 8, "queries": 8, "service": 8, "warmup": 8,
 }
 SHARED = {"", "config", "logs", "metrics", "vocabulary", "rules"}
 MAX_MODULE_LINES = 400

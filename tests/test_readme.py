@@ -31,6 +31,23 @@ def test_every_error_code_is_documented():
         assert f"`{code}`" in README, code
 
 
+def test_the_override_reason_map_is_the_card_content():
+    """README "CDS Hooks 2.0 and 3.0": every override reason of every card, with the CDS Hooks 3.0
+    example code its card file maps it to, as the cards hold them."""
+    from cds_service import cards_dir
+    from cds_service.render.content import CardContent
+
+    content = CardContent(cards_dir())
+    expected = ["| topic | override reason | 3.0 example code |", "|---|---|---|"]
+    for code, topic in sorted(content.topics.items()):
+        for reason in topic.override_reasons:
+            mapped = topic.non_adherence.get(reason["code"])
+            assert mapped is None or mapped["system"] == "http://terminology.hl7.org/CodeSystem/non-adherence-reason-codes"
+            expected.append(f"| {code} | {reason['code']} | {mapped['code'] if mapped else '(none fits)'} |")
+    table = README.split("<!-- non-adherence-map:start -->\n", 1)[1].split("\n<!-- non-adherence-map:end -->", 1)[0]
+    assert table.splitlines() == expected
+
+
 def test_the_readme_example_request_gives_the_6_week_warning(client):
     """The quick start's curl example: MRI 2 weeks into low back pain, no red flag."""
     body = json.loads((ROOT / "examples" / "order-sign-acute-lbp.json").read_text())

@@ -168,18 +168,26 @@ def test_the_reader_catches_a_wrong_answer(client):
     tampered = copy.deepcopy(body)
     card = tampered["cards"][0]
     card.pop("suggestions")
-    card["extension"]["lumbar-imaging-cds-evidence"].pop("order")
+    card["extension"]["org.lumbar-imaging-cds.evidence"].pop("order")
     tampered["systemActions"][0]["resource"]["extension"][1]["valueUri"] = "consult-1"
     problems = outcome(tampered, request).problems
     assert any("names 0 draft orders" in p for p in problems)
     assert any("consult-id" in p for p in problems)
+    # A suggestion of two actions (Epic applies one), an action with no description (Epic shows it).
+    tampered = copy.deepcopy(body)
+    (remove, refer) = tampered["cards"][0]["suggestions"]
+    remove["actions"] += refer["actions"]
+    refer["actions"][0]["description"] = " "
+    problems = outcome(tampered, request).problems
+    assert "card 'imaging-before-6-weeks': suggestion 0 holds 2 actions, not one" in problems
+    assert "card 'imaging-before-6-weeks': suggestion 1 has an action without a description" in problems
     # A card whose summary or detail shows a resource id (§7.3: they go to the extension).
     tampered = copy.deepcopy(body)
     tampered["cards"][0]["detail"] += " See Condition/cond-1."
     assert any("detail shows resource ids ['Condition/cond-1']" in p for p in outcome(tampered, request).problems)
     # Evidence that no longer holds the patient's record; a reference that must never appear.
     tampered = copy.deepcopy(body)
-    for item in tampered["cards"][0]["extension"]["lumbar-imaging-cds-evidence"]["evidence"]:
+    for item in tampered["cards"][0]["extension"]["org.lumbar-imaging-cds.evidence"]["evidence"]:
         item["reference"] = item["reference"].replace("Condition/cond-1", "Condition/cond-10")
     assert outcome(tampered, request).citation_problems(fixture["expected"]) == [
         "imaging-before-6-weeks card for ServiceRequest/sr-1 does not cite Condition/cond-1"
@@ -187,6 +195,27 @@ def test_the_reader_catches_a_wrong_answer(client):
     assert good.citation_problems({"cards": [], "ratings": {}, "never_cites": ["Condition/cond-1"]}) == [
         "the response cites Condition/cond-1"
     ]
+
+
+def test_every_card_of_every_scenario_has_one_action_per_suggestion_and_namespaced_extensions(client):
+    """Each scenario's cards as the runner reads them: every suggestion one action with a
+    description (what Epic applies and shows), `selectionBehavior` set. The runner checks this
+    on every scenario run too (`outcome().problems`); here the set is also shown to exercise
+    every kind of suggestion, so the check is not empty."""
+    kinds = set()
+    for name, fixture in SCENARIOS:
+        request = fixture["request"]
+        if fixture.get("binaries") or fixture.get("server_only"):
+            continue  # these need the FHIR server: the runner's own runs check them
+        body = client.post(service_path(request), json=request).get_json()
+        # Extension keys in reverse-domain form (CDS Hooks 2.0 SHOULD); the response's
+        # systemActions stay where the sandbox reads them (README "CDS Hooks 2.0 and 3.0").
+        assert set(body.get("extension") or {}) <= {"systemActions"}, name
+        for card in body["cards"]:
+            assert outcome({"cards": [card]}, request).problems == [], name
+            assert all(key.startswith("org.lumbar-imaging-cds.") for key in card.get("extension") or {}), name
+            kinds |= {(a["type"], card["selectionBehavior"]) for s in card.get("suggestions") or [] for a in s["actions"]}
+    assert kinds >= {("delete", "any"), ("create", "any"), ("update", "any")}
 
 
 def test_readme_example_is_a_real_run(client):

@@ -85,8 +85,8 @@ def test_a_ct_is_steered_to_mri_and_the_card_names_the_analgesic(client, patient
     }
     (card,) = body["cards"]
     assert analgesic.split(" [")[0] in card["detail"]
-    prescriptions = [e for e in card["extension"]["lumbar-imaging-cds-evidence"]["evidence"]
+    prescriptions = [e for e in card["extension"]["org.lumbar-imaging-cds.evidence"]["evidence"]
                      if e["role"] == "management" and e["resourceType"] == "MedicationRequest"]
     assert prescriptions and {(e["code"], e["recognisedBy"]) for e in prescriptions} == {(code, "code")}
     # Inhaled budesonide for years is not a systemic corticosteroid: no fracture red flag.
-    assert not any(e["role"].startswith("red-flag:fracture") for e in card["extension"]["lumbar-imaging-cds-evidence"]["evidence"])
+    assert not any(e["role"].startswith("red-flag:fracture") for e in card["extension"]["org.lumbar-imaging-cds.evidence"]["evidence"])

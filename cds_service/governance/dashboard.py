@@ -18,7 +18,7 @@ from pathlib import Path
 from flask import Blueprint, current_app, render_template, request, send_file
 from sqlalchemy.exc import SQLAlchemyError
 
-from cds_service.governance.report import chart_data
+from cds_service.governance.rendering import chart_data
 from cds_service.governance.screen.counts import load_screen_counts
 from cds_service.governance.store.labels import load_reason_labels
 from cds_service.hooks.errors import CdsError

@@ -7,7 +7,8 @@ the contract (`hooks.feedback`: 400 naming the item index and the problem); here
 joined to the judgement that issued the card, and stored once however often the client retries
 (same card + outcome + outcomeTimestamp). Feedback about a card uuid the store never recorded is
 kept as an *orphan* and counted, not refused: a client may replay feedback across a deployment
-or a store reset.
+or a store reset. Every override reason an item gives (Epic's `overrideReasons` may hold several)
+is kept in `override_reasons`; the first also fills the single reason columns.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ log = get_logger("feedback")
 def store_row(item: FeedbackItem) -> dict:
     """One validated feedback item (hooks.feedback) as a row of the store."""
     accepted = [suggestion.id for suggestion in item.acceptedSuggestions or ()]
-    override = item.overrideReason
-    reason = override.reason if override else None
+    codings = [r.reason for r in item.reasons if r.reason]
+    reason = codings[0] if codings else None
+    comments = [r.userComment for r in item.reasons if r.userComment and r.userComment.strip()]
     # Idempotency: a retried POST carries the same card, outcome and instant.
     key = f"{item.card}|{item.outcome}|{item.outcomeTimestamp.isoformat()}"
     return {
@@ -45,7 +47,8 @@ def store_row(item: FeedbackItem) -> dict:
         "override_system": reason.system if reason else None,
         "override_code": reason.code if reason else None,
         "override_display": reason.display if reason else None,
-        "user_comment": (override.userComment if override else None) or None,
+        "override_reasons": [{"system": c.system, "code": c.code, "display": c.display} for c in codings] or None,
+        "user_comment": "\n".join(dict.fromkeys(comments)) or None,
     }
 
 

@@ -8,26 +8,37 @@ figures from judgement rows (`count_rows` does in Python what the database does)
 clock: the period is an input.
 
 Definitions (documented in the README "Governance" section):
-- a card's *outcome* is its latest feedback item (by outcomeTimestamp); a card with both an
-  `accepted` and a later `overridden` item counts as overridden;
-- override rate = overridden / (accepted + overridden) among shown cards with feedback;
-- top override reasons rank the reason codes of the cards whose outcome is overridden;
-- suggestion acceptance = distinct accepted suggestion ids that belong to the card / suggestions
-  offered on shown cards;
+- figures count *decisions*, not fires: `order-select` fires on every edit of an order, so the
+  fires of one patient's order and topic (the same card topic, or none) each within
+  DECISION_WINDOW of the one before are one decision, counted once, on the day, rating and card
+  kind of its last fire (the order as finally entered). The raw fires stay as a second figure
+  (`fires`, `cards_shown_fires`);
+- a decision's *outcome* is the latest feedback item (by outcomeTimestamp) about any of its
+  cards; a decision with both an `accepted` and a later `overridden` item counts as overridden;
+- override rate = overridden / (accepted + overridden) among decisions with feedback;
+- top override reasons rank every reason code of the decisions whose outcome is overridden (Epic
+  may send several reasons for one item: each counts);
+- suggestion acceptance = distinct accepted suggestion ids that belong to the decision's cards /
+  suggestions offered on the last fire of each decision whose card was shown;
 - days are UTC dates of the judgement's time;
 - orphan feedback = items whose card uuid the store never recorded.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 NO_CARD = "(no card)"
 TOP_REASONS = 5
+# Fires of one patient's order and topic this close together are one decision (an order being
+# entered: the sandbox fires order-select three times for one order). 30 minutes covers an order
+# entry session; a new look at the order after a break counts as a new decision.
+DECISION_WINDOW = timedelta(minutes=30)
+COUNTING = {"unit": "decision", "window_minutes": int(DECISION_WINDOW.total_seconds() // 60),
+            "note": "fires of one patient's order and topic within the window count as one decision; "
+                    "'fires' and 'cards_shown_fires' are the raw hook calls"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,8 @@ class JudgementRow:
     card_uuid: str | None
     suggestion_uuids: tuple[str, ...] = ()
     shown: bool = True
+    patient_hash: str | None = None
+    order_reference: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,8 @@ class FeedbackRow:
     override_code: str | None = None
     override_display: str | None = None
     card_known: bool = True  # False: no judgement ever recorded this card uuid (orphan)
+    # Every reason of the item as (system, code, display); empty on rows stored before revision 0005.
+    override_reasons: tuple[tuple[str | None, str, str | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,8 +76,9 @@ class JudgementCount:
     day: date
     rating: str | None
     card: str  # "shown" | "silent" | "" (no card: no topic or no card uuid)
-    orders: int
-    suggestions: int = 0  # suggestions offered on the group's shown cards
+    orders: int  # decisions whose last fire is in this group
+    suggestions: int = 0  # suggestions offered on those decisions' last fires, when shown
+    fires: int = 0  # the hook calls of the group, each counted
 
 
 @dataclass(frozen=True)
@@ -72,6 +88,7 @@ class ShownCard:
     card_uuid: str
     topic: str
     suggestion_uuids: tuple[str, ...] = ()
+    decision: str = ""  # the decision the card belongs to ("" : the card alone)
 
 
 @dataclass
@@ -84,6 +101,8 @@ class TopicFigures:
     suggestions_offered: int = 0
     suggestions_accepted: int = 0
     orders_judged: int = 0
+    fires: int = 0
+    cards_shown_fires: int = 0
     ratings: dict[str, int] = field(default_factory=dict)
     override_reasons: list[dict] = field(default_factory=list)
     orders_per_day: dict[str, int] = field(default_factory=dict)
@@ -113,15 +132,26 @@ class TopicFigures:
             "suggestion_acceptance": self.suggestion_acceptance,
             "ratings": self.ratings,
             "orders_judged": self.orders_judged,
+            "fires": self.fires,
+            "cards_shown_fires": self.cards_shown_fires,
             "orders_per_day": self.orders_per_day,
             "cards_per_day": self.cards_per_day,
         }
 
 
-def _reason_key(item: FeedbackRow) -> tuple[str, str] | None:
-    if not item.override_code:
-        return None
-    return (item.override_system or "", item.override_code)
+def reason_tuples(stored) -> tuple:
+    """The `override_reasons` column ({system, code, display} list) as the report's tuples."""
+    return tuple((r.get("system"), r.get("code"), r.get("display")) for r in stored or () if isinstance(r, dict))
+
+
+def _reasons(item: FeedbackRow) -> list[tuple[tuple[str, str], str | None]]:
+    """Every reason of an item as ((system, code), display), once each."""
+    given = item.override_reasons or ((item.override_system, item.override_code, item.override_display),)
+    out: dict[tuple[str, str], str | None] = {}
+    for system, code, display in given:
+        if code:
+            out.setdefault((system or "", code), display)
+    return list(out.items())
 
 
 def _in_period(day: date, since: date | None, until: date | None) -> bool:
@@ -135,15 +165,17 @@ class _Judged:
     topics: dict[str, TopicFigures] = field(default_factory=dict)
     card_topic: dict[str, str] = field(default_factory=dict)  # shown card uuid -> topic
     card_suggestions: dict[str, frozenset[str]] = field(default_factory=dict)  # shown card -> offered ids
+    card_decision: dict[str, str] = field(default_factory=dict)  # shown card -> its decision
+    fires: int = 0
     per_day: Counter[str] = field(default_factory=Counter)
     ratings: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
 class _Answered:
-    """The feedback about the period's shown cards: the latest item per card decides its outcome."""
+    """The feedback about the period's shown cards: the latest item per decision decides its outcome."""
 
-    latest: dict[str, FeedbackRow] = field(default_factory=dict)
+    latest: dict[str, FeedbackRow] = field(default_factory=dict)  # decision -> item
     accepted_ids: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     reason_display: dict[tuple[str, str], str] = field(default_factory=dict)
     orphans: int = 0
@@ -186,23 +218,51 @@ def report_from_counts(
     return _report_json(judged, answered.orphans, since, until)
 
 
+def decision_key(patient_hash: str | None, order_reference: str | None, topic: str | None, number: int) -> str:
+    """The name of a decision: the patient's order and topic, and which decision on it (1, 2, ...)."""
+    return f"{patient_hash}|{order_reference}|{topic or ''}|{number}"
+
+
+def _decisions(rows: list[JudgementRow]) -> list[tuple[JudgementRow, str, bool]]:
+    """Each row (in time order) with its decision and whether it is the decision's last fire."""
+    last_at: dict[tuple, datetime] = {}
+    numbers: Counter[tuple] = Counter()
+    named: list[tuple[JudgementRow, tuple, str]] = []
+    for index, row in enumerate(rows):
+        # Without a patient and order (rows built by hand), each row is its own decision.
+        key = (row.patient_hash, row.order_reference, row.topic) if row.order_reference else ("row", index)
+        if key not in last_at or row.recorded_at - last_at[key] > DECISION_WINDOW:
+            numbers[key] += 1
+        last_at[key] = row.recorded_at
+        named.append((row, key, decision_key(row.patient_hash, row.order_reference, row.topic, numbers[key])
+                      if row.order_reference else f"row-{index}"))
+    out, seen_later = [], set()
+    for row, _key, name in reversed(named):
+        out.append((row, name, name not in seen_later))
+        seen_later.add(name)
+    return list(reversed(out))
+
+
 def count_rows(judgements: list[JudgementRow], since: date | None,
                until: date | None) -> tuple[list[JudgementCount], list[ShownCard]]:
-    """What the store's GROUP BY gives, from rows: the period's counts and shown cards in time order."""
+    """What the store's GROUP BY gives, from rows: the period's counts (decisions, on their last
+    fire's group, and fires) and shown cards in time order."""
     groups: Counter[tuple] = Counter()
+    fires: Counter[tuple] = Counter()
     offered: Counter[tuple] = Counter()
     cards: list[ShownCard] = []
-    for row in sorted(judgements, key=lambda r: r.recorded_at):
-        day = row.recorded_at.date()
-        if not _in_period(day, since, until):
-            continue
+    in_period = [r for r in sorted(judgements, key=lambda r: r.recorded_at)
+                 if _in_period(r.recorded_at.date(), since, until)]
+    for row, decision, last in _decisions(in_period):
         kind = ("shown" if row.shown else "silent") if row.card_uuid and row.topic else ""
-        key = (row.topic, day, row.rating, kind)
-        groups[key] += 1
+        key = (row.topic, row.recorded_at.date(), row.rating, kind)
+        fires[key] += 1
+        groups[key] += last
         if kind == "shown":
-            offered[key] += len(set(row.suggestion_uuids))
-            cards.append(ShownCard(row.card_uuid, row.topic, tuple(row.suggestion_uuids)))
-    return [JudgementCount(*key, orders=n, suggestions=offered[key]) for key, n in groups.items()], cards
+            offered[key] += len(set(row.suggestion_uuids)) if last else 0
+            cards.append(ShownCard(row.card_uuid, row.topic, tuple(row.suggestion_uuids), decision))
+    return [JudgementCount(*key, orders=groups[key], suggestions=offered[key], fires=n)
+            for key, n in fires.items()], cards
 
 
 def _tally(counts: list[JudgementCount], cards: list[ShownCard]) -> _Judged:
@@ -211,6 +271,8 @@ def _tally(counts: list[JudgementCount], cards: list[ShownCard]) -> _Judged:
         topic = group.topic or NO_CARD
         figures = judged.topics.setdefault(topic, TopicFigures(topic))
         figures.orders_judged += group.orders
+        figures.fires += group.fires
+        judged.fires += group.fires
         iso = group.day.isoformat()
         figures.orders_per_day[iso] = figures.orders_per_day.get(iso, 0) + group.orders
         judged.per_day[iso] += group.orders
@@ -218,6 +280,7 @@ def _tally(counts: list[JudgementCount], cards: list[ShownCard]) -> _Judged:
         figures.ratings[rating] = figures.ratings.get(rating, 0) + group.orders
         judged.ratings[rating] += group.orders
         if group.card == "shown":
+            figures.cards_shown_fires += group.fires
             figures.cards_shown += group.orders
             figures.cards_per_day[iso] = figures.cards_per_day.get(iso, 0) + group.orders
             figures.suggestions_offered += group.suggestions
@@ -226,6 +289,7 @@ def _tally(counts: list[JudgementCount], cards: list[ShownCard]) -> _Judged:
     for card in cards:
         judged.card_topic[card.card_uuid] = card.topic
         judged.card_suggestions[card.card_uuid] = frozenset(card.suggestion_uuids)
+        judged.card_decision[card.card_uuid] = card.decision or card.card_uuid
     return judged
 
 
@@ -239,30 +303,32 @@ def _read_feedback(feedback: list[FeedbackRow], judged: _Judged, since: date | N
             continue
         if item.card_uuid not in judged.card_topic:
             continue
-        answered.latest[item.card_uuid] = item
+        decision = judged.card_decision[item.card_uuid]
+        answered.latest[decision] = item
         if item.outcome == "accepted":
             offered = judged.card_suggestions[item.card_uuid]
-            answered.accepted_ids[item.card_uuid].update(s for s in item.accepted_suggestions if s in offered)
-        key = _reason_key(item)
-        if key and item.override_display:
-            answered.reason_display.setdefault(key, item.override_display)
+            answered.accepted_ids[decision].update(s for s in item.accepted_suggestions if s in offered)
+        for key, display in _reasons(item):
+            if display:
+                answered.reason_display.setdefault(key, display)
     return answered
 
 
 def _count_outcomes(judged: _Judged, answered: _Answered, reason_labels: dict[tuple[str, str, str], str]) -> None:
-    """Accepted and overridden cards, accepted suggestions and the top override reasons per topic."""
+    """Accepted and overridden decisions, accepted suggestions and the top override reasons per topic."""
     reasons: dict[str, Counter] = defaultdict(Counter)
-    for card, item in answered.latest.items():
-        figures = judged.topics[judged.card_topic[card]]
+    for _decision, item in answered.latest.items():
+        figures = judged.topics[judged.card_topic[item.card_uuid]]
         if item.outcome == "accepted":
             figures.accepted += 1
         else:
             figures.overridden += 1
-            key = _reason_key(item)
-            if key:  # the reason of the override that stands (an override without one is not ranked)
+            # Every reason of the override that stands (an override without one is not ranked).
+            for key, _display in _reasons(item):
                 reasons[figures.topic][key] += 1
-    for card, ids in answered.accepted_ids.items():
-        judged.topics[judged.card_topic[card]].suggestions_accepted += len(ids)
+    topic_of_decision = {decision: judged.card_topic[card] for card, decision in judged.card_decision.items()}
+    for decision, ids in answered.accepted_ids.items():
+        judged.topics[topic_of_decision[decision]].suggestions_accepted += len(ids)
     for topic, counter in reasons.items():
         ranked = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0][1], kv[0][0]))[:TOP_REASONS]
         judged.topics[topic].override_reasons = [
@@ -280,8 +346,11 @@ def _report_json(judged: _Judged, orphans: int, since: date | None, until: date 
             "since": since.isoformat() if since else None,
             "until": until.isoformat() if until else None,
         },
+        "counting": dict(COUNTING),
         "totals": {
             "orders_judged": sum(judged.per_day.values()),
+            "fires": judged.fires,
+            "cards_shown_fires": sum(f.cards_shown_fires for f in ordered),
             "cards_shown": sum(f.cards_shown for f in ordered),
             "cards_silent": sum(f.cards_silent for f in ordered),
             "accepted": sum(f.accepted for f in ordered),
@@ -292,99 +361,3 @@ def _report_json(judged: _Judged, orphans: int, since: date | None, until: date 
         },
         "topics": [f.to_json() for f in ordered],
     }
-
-
-# --- renderings ---------------------------------------------------------------------------------
-
-
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f}%"
-
-
-def _reason_label(reason: dict) -> str:
-    return reason.get("display") or reason["code"]
-
-
-def render_table(report: dict) -> str:
-    """A plain-text report for a terminal."""
-    period = report["period"]
-    lines = [
-        f"Governance report  since {period['since'] or 'the start'}  until {period['until'] or 'now'}",
-        "",
-    ]
-    header = ("topic", "shown", "silent", "accepted", "overridden", "override", "sugg. acc.", "orders")
-    rows = [header]
-    for t in report["topics"]:
-        rows.append((
-            t["topic"], str(t["cards_shown"]), str(t["cards_silent"]), str(t["accepted"]),
-            str(t["overridden"]), _percent(t["override_rate"]),
-            f"{t['suggestions_accepted']}/{t['suggestions_offered']}", str(t["orders_judged"]),
-        ))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    for index, row in enumerate(rows):
-        lines.append("  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)))
-        if index == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    totals = report["totals"]
-    lines += [
-        "",
-        f"orders judged: {totals['orders_judged']}   orphan feedback items: {totals['orphan_feedback']}",
-    ]
-    for t in report["topics"]:
-        lines.append("")
-        lines.append(f"[{t['topic']}]")
-        lines.append("  ratings: " + (", ".join(f"{k} {v}" for k, v in sorted(t["ratings"].items())) or "-"))
-        reasons = t["top_override_reasons"]
-        lines.append("  top override reasons: " + (", ".join(f"{_reason_label(r)} {r['count']}" for r in reasons) or "-"))
-        lines.append("  orders per day: " + (", ".join(f"{d} {n}" for d, n in t["orders_per_day"].items()) or "-"))
-    return "\n".join(lines) + "\n"
-
-
-def render_csv(report: dict) -> str:
-    """Tidy CSV (topic, metric, key, value): one figure a line, ready for a pivot table."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["topic", "metric", "key", "value"])
-    for t in report["topics"]:
-        topic = t["topic"]
-        for metric in ("cards_shown", "cards_silent", "accepted", "overridden", "override_rate",
-                       "suggestions_offered", "suggestions_accepted", "suggestion_acceptance", "orders_judged"):
-            value = t[metric]
-            writer.writerow([topic, metric, "", "" if value is None else value])
-        for reason in t["top_override_reasons"]:
-            writer.writerow([topic, "override_reason", f"{reason['system']}|{reason['code']}", reason["count"]])
-        for rating, n in sorted(t["ratings"].items()):
-            writer.writerow([topic, "rating", rating, n])
-        for day, n in t["orders_per_day"].items():
-            writer.writerow([topic, "orders_per_day", day, n])
-        for day, n in t["cards_per_day"].items():
-            writer.writerow([topic, "cards_per_day", day, n])
-    writer.writerow(["(all)", "orphan_feedback", "", report["totals"]["orphan_feedback"]])
-    return out.getvalue()
-
-
-def chart_data(report: dict) -> dict:
-    """The dashboard's three charts as plain series (plotted by static/dashboard.js)."""
-    topics = [t for t in report["topics"] if t["topic"] != NO_CARD]
-    days = sorted({d for t in topics for d in t["cards_per_day"]})
-    cards_per_day = [
-        {"topic": t["topic"], "days": days, "counts": [t["cards_per_day"].get(d, 0) for d in days]}
-        for t in topics if t["cards_shown"]
-    ]
-    override_rate = [
-        {"topic": t["topic"], "rate": t["override_rate"], "overridden": t["overridden"],
-         "answered": t["accepted"] + t["overridden"]}
-        for t in topics if t["override_rate"] is not None
-    ]
-    reasons: Counter[tuple[str, str]] = Counter()
-    labels: dict[tuple[str, str], str] = {}
-    for t in topics:
-        for r in t["top_override_reasons"]:
-            reasons[(t["topic"], r["code"])] += r["count"]
-            labels.setdefault((t["topic"], r["code"]), _reason_label(r))
-    override_reasons = [
-        {"topic": topic, "code": code, "label": labels[(topic, code)], "count": n}
-        for (topic, code), n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
-    ]
-    return {"topics": [t["topic"] for t in topics], "cards_per_day": cards_per_day,
-            "override_rate": override_rate, "override_reasons": override_reasons}

@@ -1,8 +1,11 @@
 """Numbered error messages and their JSON rendering.
 
 Role in the data flow: every stage raises `CdsError` for bad input or data it cannot have; the
-controller turns it into a JSON body `{"error": {"code", "status", "message", "field"?}}`. Codes
-are stable (as HAPI FHIR numbers its messages) so integration engineers can search them in the
+controller turns it into a JSON body that is a FHIR OperationOutcome (a SHOULD of CDS Hooks 3.0:
+`issue[].severity/code`, the LCDS code in `issue[].details.coding` and its message in
+`details.text`, the field path in `expression`) and keeps, beside it, the project's own
+`{"error": {"code", "status", "message", "field"?}}` that the README and existing clients read
+(README "CDS Hooks 2.0 and 3.0"). Codes are stable (as HAPI FHIR numbers its messages) so integration engineers can search them in the
 README. No error body or log line ever carries PHI, a token or a stack trace.
 """
 
@@ -45,6 +48,33 @@ MESSAGES: dict[str, tuple[int, str]] = {
 }
 
 
+# The code system of the LCDS codes in OperationOutcome.issue.details (the project's own URN, as
+# its card-topic and override-reason systems).
+ERROR_CODE_SYSTEM = "urn:lumbar-imaging-cds:error-code"
+
+# HTTP status -> FHIR issue-type (http://hl7.org/fhir/issue-type) of the error.
+ISSUE_TYPES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
+               408: "timeout", 412: "incomplete", 413: "too-costly", 415: "not-supported", 429: "throttled",
+               500: "exception", 503: "transient"}
+# Finer issue-types of some 400s.
+_CODE_ISSUE_TYPES = {"LCDS-1001": "structure", "LCDS-1002": "structure", "LCDS-1003": "required",
+                     "LCDS-1007": "structure"}
+
+
+def operation_outcome(code: str, status: int, message: str, field: str | None = None) -> dict:
+    """The error body: a FHIR R4 OperationOutcome with the project's `error` object beside it."""
+    issue: dict = {
+        "severity": "fatal" if status >= 500 else "error",
+        "code": _CODE_ISSUE_TYPES.get(code) or ISSUE_TYPES.get(status, "processing"),
+        "details": {"coding": [{"system": ERROR_CODE_SYSTEM, "code": code}], "text": message},
+    }
+    error: dict = {"code": code, "status": status, "message": message}
+    if field:
+        issue["expression"] = [field]
+        error["field"] = field
+    return {"resourceType": "OperationOutcome", "issue": [issue], "error": error}
+
+
 @dataclass
 class CdsError(Exception):
     """An error the client can act on. `code` is a key of MESSAGES; `params` fill its template."""
@@ -70,10 +100,7 @@ class CdsError(Exception):
             return template
 
     def to_json(self) -> dict:
-        body = {"code": self.code, "status": self.status, "message": self.message}
-        if self.field:
-            body["field"] = self.field
-        return {"error": body}
+        return operation_outcome(self.code, self.status, self.message, self.field)
 
     def __str__(self) -> str:  # used in logs: code and message only
         return f"{self.code}: {self.message}"

@@ -3,7 +3,9 @@
 Role in the data flow: the contract of `POST /cds-services/<id>/feedback`; `governance.feedback`
 validates a body with `parse_feedback_body` and stores the items. An item is `accepted` with the
 suggestions taken, or `overridden` with the reason chosen from the card's `overrideReasons` and
-a comment (CDS Hooks 2.0 "Feedback"). A bad item is a 400 naming its index and the problem
+a comment (CDS Hooks 2.0 "Feedback"). Epic sends `overrideReasons`, an array of the same
+OverrideReason objects (with its own extension keys, ignored), where the specification has one
+`overrideReason`: both shapes are read, and `FeedbackItem.reasons` holds every reason given. A bad item is a 400 naming its index and the problem
 (LCDS-1010); the lengths are the store's columns.
 """
 
@@ -29,6 +31,7 @@ from cds_service.hooks.validation import (
 MAX_ITEMS = 1000
 MAX_ID = 128
 MAX_COMMENT = 4000
+MAX_REASONS = 20
 
 
 def _text(limit: int, required: bool = True):
@@ -95,13 +98,25 @@ class AcceptedSuggestion(ContractModel):
 
 class FeedbackItem(ContractModel):
     """One card's outcome. `acceptedSuggestions` only (and then at least one) when accepted,
-    `overrideReason` only when overridden."""
+    `overrideReason` (CDS Hooks 2.0) or `overrideReasons` (Epic: an array) only when overridden."""
 
     card: Id
     outcome: Literal["accepted", "overridden"] = Field(default=None, validate_default=True)
     outcomeTimestamp: Instant
     acceptedSuggestions: list[AcceptedSuggestion] | None = Field(default=None, validate_default=True)
     overrideReason: OverrideReason | None = None
+    overrideReasons: list[OverrideReason] | None = None
+
+    @property
+    def reasons(self) -> tuple[OverrideReason, ...]:
+        """Every reason given, in order: the specification's one, then Epic's array (a reason
+        sent in both places counts once)."""
+        given = ([self.overrideReason] if self.overrideReason else []) + list(self.overrideReasons or ())
+        unique: list[OverrideReason] = []
+        for reason in given:
+            if reason not in unique:
+                unique.append(reason)
+        return tuple(unique)
 
     @field_validator("acceptedSuggestions", mode="before")
     @classmethod
@@ -114,11 +129,16 @@ class FeedbackItem(ContractModel):
             raise invalid("is only allowed when outcome is 'accepted'")
         return value
 
-    @field_validator("overrideReason", mode="before")
+    @field_validator("overrideReason", "overrideReasons", mode="before")
     @classmethod
     def _only_when_overridden(cls, value: Any, info: ValidationInfo) -> Any:
-        if value is not None and info.data.get("outcome") != "overridden":
+        if value is not None and value != [] and info.data.get("outcome") != "overridden":
             raise invalid("is only allowed when outcome is 'overridden'")
+        if isinstance(value, list) and len(value) > MAX_REASONS:
+            raise invalid(f"holds more than {MAX_REASONS} reasons")
+        if info.field_name == "overrideReasons" and isinstance(value, list):
+            # An entry may be the Coding itself rather than an OverrideReason holding it.
+            return [{"reason": v} if isinstance(v, dict) and "code" in v and "reason" not in v else v for v in value]
         return value
 
 

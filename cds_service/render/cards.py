@@ -10,8 +10,9 @@ What it produces (clinical-specification.md §7 and §7.6; CDS Hooks 2.0 "CDS Se
   indicator, a short markdown detail saying in plain words what was found, when and where (no
   resource ids: those go to the card's `extension`, `render.evidence`), source {label, url,
   topic}, the guideline as an absolute link;
-  suggestions with FHIR actions and `selectionBehavior: at-most-one`; override reasons where the
-  card advises against the order;
+  suggestions of one FHIR action each, `selectionBehavior: any` (what Epic supports; removing
+  and referring may both be taken), `at-most-one` only where two suggestions update the same
+  order to different studies; override reasons where the card advises against the order;
 - one system action per rated order: an update of the draft ServiceRequest carrying the Argonaut
   PAMA rating and consult-id extensions. Every update *suggestion* carries the rating the order
   would have after the update: the sandbox's PAMA tab crashes on an update without it.
@@ -57,6 +58,13 @@ class RenderedOrder:
     suggestion_uuids: tuple[str, ...] = ()
     consult_id: str | None = None
     system_action: dict | None = None
+
+
+def selection_behavior(suggestions: list[dict]) -> str:
+    """`any` unless two suggestions update the same resource (alternative studies for one order:
+    taking both would leave whichever the client applied last), then `at-most-one`."""
+    updated = [a["resource"].get("id") for s in suggestions for a in s["actions"] if a["type"] == "update"]
+    return "at-most-one" if len(updated) != len(set(updated)) else "any"
 
 
 class CardRenderer:
@@ -125,7 +133,7 @@ class CardRenderer:
         suggestions = build_suggestions(self.content, decision, topic, context, patient_reference)
         if suggestions:
             card["suggestions"] = suggestions
-            card["selectionBehavior"] = "at-most-one"
+            card["selectionBehavior"] = selection_behavior(suggestions)
         # Override reasons only where the card advises against the order as placed.
         if topic.override_reasons and decision.topic != Topic.DURATION_UNKNOWN:
             card["overrideReasons"] = copy.deepcopy(topic.override_reasons)

@@ -38,7 +38,10 @@ class Topic:
     suggestion_label: str | None = None
     priority_suggestion_label: str | None = None  # when only the priority changes (same study)
     contrast_suggestion_label: str | None = None  # the MRI without and with contrast alternative
+    referral_suggestion_label: str | None = None  # the physical therapy referral beside a removal
     links: list[dict] = field(default_factory=list)  # CDS Hooks Links: the guideline, absolute
+    # override reason code -> its CDS Hooks 3.0 example Coding (non-adherence-reason-codes), where one fits
+    non_adherence: dict[str, dict] = field(default_factory=dict)
 
 
 class CardContent:
@@ -50,6 +53,8 @@ class CardContent:
         templates: dict[str, str] = dict(self.common["partials"])
         templates["system_action_description"] = self.common["system_action_description"]
         templates["physical_therapy_description"] = self.common["physical_therapy"]["description"]
+        templates["update_description"] = self.common["update_description"]
+        templates["priority_description"] = self.common["priority_description"]
         self.topics: dict[str, Topic] = {}
         for code in vocabulary.Topic:
             self.topics[code] = self._topic(code, templates)
@@ -79,8 +84,11 @@ class CardContent:
             suggestion_label=data.get("suggestion_label"),
             priority_suggestion_label=data.get("priority_suggestion_label"),
             contrast_suggestion_label=data.get("contrast_suggestion_label"),
+            referral_suggestion_label=data.get("referral_suggestion_label"),
             links=[{"label": link["label"], "url": link["url"], "type": "absolute"}
                    for link in data.get("links") or []],
+            non_adherence={r["code"]: {"system": self.common["non_adherence_system"], "code": r["non_adherence"]}
+                           for r in reasons if r.get("non_adherence")},
         )
 
     def _compile(self, templates: dict[str, str]) -> dict[str, Template]:

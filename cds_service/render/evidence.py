@@ -16,7 +16,7 @@ from cds_service.decide.outcomes import OrderDecision
 from cds_service.read.inputs import Evidence, RedFlagFact
 from cds_service.render.text import md, plain
 
-EXTENSION_KEY = "lumbar-imaging-cds-evidence"
+EXTENSION_KEY = "org.lumbar-imaging-cds.evidence"
 # SNOMED CT semantic tags are not words a clinician reads: "Low back pain (finding)" -> "Low back pain".
 _SEMANTIC_TAG = re.compile(r"\s*\((finding|disorder|procedure|regime/therapy|situation|observable entity)\)\s*$", re.I)
 # Typography (UCUM units and ASCII stand-ins as a clinician writes them).

@@ -27,7 +27,7 @@ from cds_service.render.context import CardContext
 from cds_service.render.evidence import EvidenceWords, day
 from cds_service.render.text import md
 
-SCREEN_EXTENSION_KEY = "lumbar-imaging-cds-screen"
+SCREEN_EXTENSION_KEY = "org.lumbar-imaging-cds.screen"
 _MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]<>()#|!~.+-])")
 
 

@@ -12,7 +12,7 @@ import uuid
 from flask import Flask, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from cds_service.hooks.errors import CdsError
+from cds_service.hooks.errors import CdsError, operation_outcome
 from cds_service.logs import get_logger, log_event
 from cds_service.web.api import json_response
 
@@ -37,7 +37,7 @@ def handle_cds_error(error: CdsError):
 def handle_http_error(error: HTTPException):
     code = _HTTP_TO_CODE.get(error.code or 0)
     if code is None:
-        body = {"error": {"code": f"LCDS-HTTP-{error.code}", "status": error.code, "message": error.name}}
+        body = operation_outcome(f"LCDS-HTTP-{error.code}", error.code or 500, error.name)
         g.error_code = body["error"]["code"]
         return json_response(body, error.code or 500)
     params = {"method": request.method, "limit": current_app.config["MAX_BODY_BYTES"]}

@@ -161,11 +161,13 @@ def seed_judgement_rows() -> list[dict]:
 def seed_pure_rows() -> tuple[list[JudgementRow], list[FeedbackRow]]:
     """The same data set as the pure report's input rows."""
     from cds_service.governance.feedback import parse_feedback
+    from cds_service.governance.report import reason_tuples
 
     judgements = [
         JudgementRow(recorded_at=r["recorded_at"], service_id=r["service_id"], topic=r["topic"],
                      rating=r["rating"], card_uuid=r["card_uuid"],
-                     suggestion_uuids=tuple(r["suggestion_uuids"]), shown=r["shown"])
+                     suggestion_uuids=tuple(r["suggestion_uuids"]), shown=r["shown"],
+                     patient_hash=r["patient_hash"], order_reference=r["order_reference"])
         for r in seed_judgement_rows()
     ]
     cards = {j.card_uuid for j in judgements if j.card_uuid}
@@ -175,7 +177,7 @@ def seed_pure_rows() -> tuple[list[JudgementRow], list[FeedbackRow]]:
             card_uuid=row["card_uuid"], outcome=row["outcome"], outcome_at=row["outcome_at"],
             accepted_suggestions=tuple(row["accepted_suggestions"]), override_system=row["override_system"],
             override_code=row["override_code"], override_display=row["override_display"],
-            card_known=row["card_uuid"] in cards,
+            card_known=row["card_uuid"] in cards, override_reasons=reason_tuples(row["override_reasons"]),
         ))
     return judgements, feedback
 

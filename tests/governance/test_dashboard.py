@@ -83,7 +83,9 @@ def test_dashboard_serves_plotly_itself(dash_app):
 def test_dashboard_table_shows_the_figures(dash_app):
     html = dash_app.test_client().get(f"/dashboard?token={TOKEN}&since=2026-03-01&until=2026-03-03").get_data(
         as_text=True)
-    assert '<span class="figure" id="total-orders">11</span>' in html
+    assert '<span class="figure" id="total-orders">11</span> orders judged (decisions)' in html
+    assert '<span class="figure" id="total-fires">11</span> hook fires' in html
+    assert "fires of one patient's order and topic within 30 minutes count once" in html
     assert '<span class="figure" id="total-cards">7</span>' in html
     row = html.split("<td>imaging-before-6-weeks</td>")[1].split("</tr>")[0]
     assert "<td>60.0%</td>" in row and "<td>3 / 10</td>" in row
@@ -121,5 +123,12 @@ def test_dashboard_renders_its_charts_in_chromium(dash_app):
         assert set(top) == {"Patient declines to wait", "Requested by a spine specialist"}
         assert top["Patient declines to wait"] < top["Requested by a spine specialist"]  # most frequent on top
         assert page.locator("#chart-override-reasons .bars .point").count() == 2
+        # Count axes tick at whole numbers, each label once ("0 1 2", never "0 0 1 1 2").
+        for axis in ("#chart-override-reasons .xtick text", "#chart-cards-per-day .ytick text"):
+            labels = page.locator(axis).all_text_contents()
+            assert labels and all(label.isdigit() for label in labels), (axis, labels)
+            assert [int(label) for label in labels] == list(range(len(labels))), (axis, labels)
+        layout = page.evaluate("document.getElementById('chart-override-reasons').layout.xaxis")
+        assert (layout["dtick"], layout["tickformat"]) == (1, ",d")
         assert errors == []
         assert all(url.startswith(base) for url in requested)  # nothing from a CDN

@@ -218,3 +218,66 @@ def test_with_recording_off_feedback_is_acknowledged_not_stored(tmp_path):
         assert not (tmp_path / "none").exists()  # no store was created
     finally:
         app.extensions["lumbar_cds_shutdown"]()
+
+
+# Epic sends `overrideReasons`, an array, where CDS Hooks 2.0 has one `overrideReason`; an entry may
+# carry Epic's own extension keys. Both shapes are stored with every reason.
+EPIC_OVERRIDE = {
+    "card": "card-epic",
+    "outcome": "overridden",
+    "outcomeTimestamp": "2026-03-16T09:40:00-05:00",
+    "overrideReasons": [
+        {"reason": {"system": OVERRIDE_SYSTEM, "code": "specialist-request", "display": "Requested by a spine specialist"},
+         "userComment": "spine clinic asked for it",
+         "extension": {"com.epic.cdshooks.feedback.reason-id": "1001"}},
+        {"reason": {"system": OVERRIDE_SYSTEM, "code": "red-flag-not-in-record"}},
+    ],
+    "extension": {"com.epic.cdshooks.feedback.user-role": "physician"},
+}
+
+
+def test_an_epic_shaped_override_is_stored_with_every_reason(gov_app, gov_client):
+    issue_card(gov_app, "card-epic")
+    response = post(gov_client, [EPIC_OVERRIDE])
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["stored"] == 1
+    (row,) = stored_feedback(gov_app)
+    assert row.override_reasons == [
+        {"system": OVERRIDE_SYSTEM, "code": "specialist-request", "display": "Requested by a spine specialist"},
+        {"system": OVERRIDE_SYSTEM, "code": "red-flag-not-in-record", "display": None},
+    ]
+    # The first reason also fills the single reason columns, as the specification's shape does.
+    assert (row.override_code, row.user_comment) == ("specialist-request", "spine clinic asked for it")
+    # The report counts both reasons of the override.
+    store = gov_app.extensions["lumbar_cds"].recorder.store
+    (figures,) = store.report(None, None)["topics"]
+    assert (figures["overridden"], [(r["code"], r["count"]) for r in figures["top_override_reasons"]]) == (
+        1, [("red-flag-not-in-record", 1), ("specialist-request", 1)])
+
+
+def test_the_specification_shape_and_epic_codings_are_read_alike(gov_app, gov_client):
+    issue_card(gov_app, "card-spec")
+    issue_card(gov_app, "card-coding")
+    spec = overridden("card-spec", "specialist-request", at="2026-03-16T09:41:00Z")
+    # Both shapes in one item: the reason given twice counts once.
+    spec["overrideReasons"] = [spec["overrideReason"], {"reason": {"system": OVERRIDE_SYSTEM, "code": "other"}}]
+    bare = {"card": "card-coding", "outcome": "overridden", "outcomeTimestamp": "2026-03-16T09:42:00Z",
+            "overrideReasons": [{"system": OVERRIDE_SYSTEM, "code": "onset-earlier-than-recorded"}]}
+    assert post(gov_client, [spec, bare]).status_code == 200
+    first, second = stored_feedback(gov_app)
+    assert [r["code"] for r in first.override_reasons] == ["specialist-request", "other"]
+    assert [r["code"] for r in second.override_reasons] == ["onset-earlier-than-recorded"]
+
+
+@pytest.mark.parametrize(("item", "message"), [
+    ({"card": "c", "outcome": "accepted", "outcomeTimestamp": "2026-03-16T09:00:00Z", "acceptedSuggestions": [{"id": "s"}],
+      "overrideReasons": [{"reason": {"code": "x"}}]}, "'overrideReasons' is only allowed when outcome is 'overridden'"),
+    ({"card": "c", "outcome": "overridden", "outcomeTimestamp": "2026-03-16T09:00:00Z", "overrideReasons": {"reason": {}}},
+     "'overrideReasons' must be an array"),
+    ({"card": "c", "outcome": "overridden", "outcomeTimestamp": "2026-03-16T09:00:00Z",
+      "overrideReasons": [{"reason": {"system": OVERRIDE_SYSTEM}}]}, "'overrideReasons[0].reason.code' is required"),
+])
+def test_a_bad_epic_override_is_a_400_naming_it(gov_client, item, message):
+    response = post(gov_client, [item])
+    assert response.status_code == 400
+    assert response.get_json()["error"]["message"] == f"Feedback item 0 is invalid: {message}."

@@ -16,7 +16,8 @@ import orjson
 import pytest
 
 from cds_service.cli import main as cli_main
-from cds_service.governance.report import build_report, chart_data, render_csv, render_table
+from cds_service.governance.rendering import chart_data, render_csv, render_table
+from cds_service.governance.report import build_report
 from cds_service.governance.store.labels import load_reason_labels
 
 from .support import OVERRIDE_SYSTEM, seed_pure_rows, seed_store
@@ -62,10 +63,17 @@ EXPECTED_TOPICS = [
     },
 ]
 
+# Every seeded order is judged once (one fire each): the raw fires equal the decisions.
+for _topic in EXPECTED_TOPICS:
+    _topic["fires"], _topic["cards_shown_fires"] = _topic["orders_judged"], _topic["cards_shown"]
+
 EXPECTED = {
     "period": {"since": "2026-03-01", "until": "2026-03-03"},
+    "counting": {"unit": "decision", "window_minutes": 30,
+                 "note": "fires of one patient's order and topic within the window count as one decision; "
+                         "'fires' and 'cards_shown_fires' are the raw hook calls"},
     "totals": {
-        "orders_judged": 11, "cards_shown": 7, "cards_silent": 1, "accepted": 3, "overridden": 4,
+        "orders_judged": 11, "fires": 11, "cards_shown_fires": 7, "cards_shown": 7, "cards_silent": 1, "accepted": 3, "overridden": 4,
         "orphan_feedback": 1,
         "ratings": {"appropriate": 3, "no-criteria-apply": 1, "not-appropriate": 7},
         "orders_per_day": {"2026-03-01": 4, "2026-03-02": 4, "2026-03-03": 3},
@@ -123,7 +131,8 @@ def test_the_database_counts_give_the_same_report(gov_app, gov_client):
 
 
 def test_the_database_counts_match_the_pure_report_on_random_data(gov_app):
-    """A few hundred random judgements and feedback items over ten days, on each back end."""
+    """A few hundred random judgements (orders fired several times) and feedback items over ten
+    days, on each back end."""
     import random
     from datetime import datetime, timedelta
 
@@ -135,14 +144,26 @@ def test_the_database_counts_match_the_pure_report_on_random_data(gov_app):
     chance = random.Random(23)
     topics = [None, "imaging-before-6-weeks", "cauda-equina-risk", "repeat-imaging"]
     rows, items = [], []
+    fired: dict[int, datetime] = {}
+
+    def at_time(n: int) -> datetime:
+        """Often minutes after the same order's last fire (0 to 45: inside and outside the window)."""
+        previous = fired.get(n % 120)
+        if previous and chance.random() < 0.6:
+            fired[n % 120] = previous + timedelta(minutes=chance.randrange(46))
+        else:
+            fired[n % 120] = datetime(2026, 3, 1) + timedelta(minutes=chance.randrange(10 * 24 * 60))
+        return fired[n % 120]
+
     for n in range(400):
         topic = chance.choice(topics)
         card = f"card-{n}" if topic and chance.random() < 0.9 else None
         suggestions = [f"s-{n}-{k}" for k in range(chance.randrange(3))] if card else []
         rows.append({
-            "recorded_at": datetime(2026, 3, 1) + timedelta(minutes=chance.randrange(10 * 24 * 60)),
+            "recorded_at": at_time(n),
             "service_id": "lumbar-imaging-order-sign", "hook": "order-sign", "hook_instance": f"r-{n}",
-            "patient_hash": "0" * 64, "order_reference": f"ServiceRequest/r-{n}", "order_code": None,
+            # Orders of a few patients, fired again and again: decisions (window) differ from fires.
+            "patient_hash": str(n % 3) * 64, "order_reference": f"ServiceRequest/r-{n % 40}", "order_code": None,
             "topic": topic, "indicator": "warning" if topic else None,
             "rating": chance.choice(["appropriate", "not-appropriate", None]), "card_uuid": card,
             "consult_id": None, "suggestion_uuids": suggestions, "shown": chance.random() < 0.8,
@@ -162,7 +183,7 @@ def test_the_database_counts_match_the_pure_report_on_random_data(gov_app):
     for since, until in ((None, None), (date(2026, 3, 3), date(2026, 3, 6)), (date(2026, 3, 10), None)):
         assert store.report(since, until) == build_report(*store.load_rows(since, until), since, until)
     totals = store.report(None, None)["totals"]
-    assert totals["orders_judged"] == 400 and totals["orphan_feedback"] == 5
+    assert totals["fires"] == 400 and 120 < totals["orders_judged"] < 390 and totals["orphan_feedback"] == 5
     assert totals["accepted"] > 10 and totals["overridden"] > 10 and totals["cards_silent"] > 10
 
 
@@ -219,6 +240,7 @@ def test_cli_report_csv_is_tidy(seeded_sqlite, capsys):
     assert figures[("imaging-before-6-weeks", "override_reason", f"{OVERRIDE_SYSTEM}|patient-declines-wait")] == "2"
     assert figures[("imaging-before-6-weeks", "orders_per_day", "2026-03-02")] == "2"
     assert figures[("repeat-imaging", "cards_silent", "")] == "1"
+    assert figures[("imaging-before-6-weeks", "fires", "")] == "5"
     assert figures[("(all)", "orphan_feedback", "")] == "1"
 
 
@@ -227,7 +249,8 @@ def test_cli_report_table_is_readable(seeded_sqlite, capsys):
     out = capsys.readouterr().out
     assert out.startswith(render_table(EXPECTED_LABELLED)) and "red-flag screens: offered 0" in out
     line = next(row for row in out.splitlines() if row.startswith("imaging-before-6-weeks "))
-    assert line.split() == ["imaging-before-6-weeks", "5", "0", "2", "3", "60.0%", "3/10", "5"]
+    assert line.split() == ["imaging-before-6-weeks", "5", "0", "2", "3", "60.0%", "3/10", "5", "5"]
+    assert "Counted in decisions: fires of one patient's order and topic within 30 minutes count once" in out
     assert "top override reasons: Patient declines to wait 2, Requested by a spine specialist 1" in out
 
 

@@ -70,7 +70,7 @@ def test_every_decision_renders_a_conforming_response(renderer, case, topic):
             assert renderer.order_name(rendered[0].decision).split(" ")[0] in card["summary"]
         # Plain words on the card, the references in its extension (§7.3).
         assert "Condition/" not in card["detail"] and "ServiceRequest/" not in card["detail"]
-        assert card["extension"]["lumbar-imaging-cds-evidence"]["order"] == "ServiceRequest/o1"
+        assert card["extension"]["org.lumbar-imaging-cds.evidence"]["order"] == "ServiceRequest/o1"
         assert card["links"][0]["type"] == "absolute"
     # Every rated order gets one system action, in both places.
     assert response["systemActions"] == response["extension"]["systemActions"]
@@ -96,15 +96,20 @@ def test_imaging_before_6_weeks_card(renderer):
         assert expected in detail, expected
     for absent in ("Condition/lbp-7", "Observation/broken-1", "CPT", "72148", "2026-05-12"):
         assert absent not in detail, absent
-    evidence = card["extension"]["lumbar-imaging-cds-evidence"]
+    evidence = card["extension"]["org.lumbar-imaging-cds.evidence"]
     assert evidence["evidence"][0] == {"role": "episode", "reference": "Condition/lbp-7", "resourceType": "Condition",
                                        "system": evidence["evidence"][0]["system"], "code": "279039007",
                                        "display": "Low back pain", "date": "2026-05-12"}
     assert evidence["skippedRecords"] == ["Observation/broken-1"]
     assert evidence["orderCode"]["code"] == "72148" and evidence["referenceDate"] == "2026-06-01"
-    (suggestion,) = card["suggestions"]
-    assert card["selectionBehavior"] == "at-most-one"
-    delete, create = suggestion["actions"]
+    remove, refer = card["suggestions"]  # one action each: Epic applies one action per suggestion
+    assert card["selectionBehavior"] == "any"
+    assert (remove["label"], remove.get("isRecommended"), refer["label"]) == (
+        "Remove the imaging order", True, "Refer to physical therapy")
+    (delete,), (create,) = remove["actions"], refer["actions"]
+    # Epic shows the description instead of the label: it reads on its own.
+    assert delete["description"].startswith("Remove the draft order: MRI")
+    assert create["description"] == "Refer the patient to physical therapy for low back pain"
     assert delete == {"type": "delete", "description": delete["description"], "resourceId": ["ServiceRequest/o1"]}
     pt = create["resource"]
     assert create["type"] == "create" and pt["resourceType"] == "ServiceRequest"
@@ -112,7 +117,7 @@ def test_imaging_before_6_weeks_card(renderer):
     assert pt["subject"] == {"reference": PATIENT}
     assert pt["reasonCode"][0]["coding"][0]["code"] == "279039007"
     assert {r["code"] for r in card["overrideReasons"]} >= {"red-flag-not-in-record"}
-    assert rendered[0].suggestion_uuids == (suggestion["uuid"],)
+    assert rendered[0].suggestion_uuids == (remove["uuid"], refer["uuid"])
 
 
 def test_lower_bound_onset_is_said_in_the_card(renderer):
@@ -120,7 +125,7 @@ def test_lower_bound_onset_is_said_in_the_card(renderer):
     (card,) = response["cards"]
     assert "at least" in card["summary"]
     assert "recorded 22 May 2026 (onset not recorded): at least 10 days" in card["detail"]
-    assert card["extension"]["lumbar-imaging-cds-evidence"]["onsetIsLowerBound"] is True
+    assert card["extension"]["org.lumbar-imaging-cds.evidence"]["onsetIsLowerBound"] is True
 
 
 def test_cauda_equina_card_suggests_stat_mri_carrying_its_rating(renderer):
@@ -132,11 +137,14 @@ def test_cauda_equina_card_suggests_stat_mri_carrying_its_rating(renderer):
     assert card["indicator"] == "critical"
     assert card["detail"].startswith("**Sign:** Urinary retention on the problem list, 1 Jun 2026.")
     assert "MRI lumbar spine without contrast within hours" in card["detail"] and len(card["detail"]) <= 400
-    (item,) = [i for i in card["extension"]["lumbar-imaging-cds-evidence"]["evidence"] if i["role"].startswith("red-flag")]
+    (item,) = [i for i in card["extension"]["org.lumbar-imaging-cds.evidence"]["evidence"] if i["role"].startswith("red-flag")]
     assert (item["reference"], item["code"], item["role"]) == ("Condition/ret-1", "267064002",
                                                                  "red-flag:cauda-equina:urinary-retention")
     (suggestion,) = card["suggestions"]
     (update,) = suggestion["actions"]
+    assert card["selectionBehavior"] == "any"
+    # What Epic shows instead of the label: the order and what the update makes of it.
+    assert update["description"] == "Change X-ray lumbar spine to MRI lumbar spine without contrast, stat priority"
     resource = update["resource"]
     assert update["type"] == "update" and resource["id"] == "o1"
     assert resource["code"]["coding"][0]["code"] == "72148"
@@ -163,7 +171,7 @@ def test_repeat_imaging_card_cites_the_prior_study(renderer):
     assert "1 Feb 2026" in card["summary"]
     assert "a lumbar MRI in the imaging record, 1 Feb 2026 (120 days ago)" in card["detail"]
     assert "**reassess on 1 Feb 2027**" in card["detail"]
-    evidence = card["extension"]["lumbar-imaging-cds-evidence"]["evidence"]
+    evidence = card["extension"]["org.lumbar-imaging-cds.evidence"]["evidence"]
     assert {"role": "prior-imaging", "reference": "ImagingStudy/mr-9"}.items() <= evidence[-1].items()
     (action,) = card["suggestions"][0]["actions"]
     assert action["type"] == "delete" and action["resourceId"] == ["ServiceRequest/o1"]
@@ -173,7 +181,7 @@ def test_duration_unknown_card_has_no_override_reasons_or_suggestions(renderer):
     _, response = render(renderer, inputs(episodes=[episode(cid="undated")]))
     (card,) = response["cards"]
     assert "Low back pain on the problem list, with no onset or recorded date" in card["detail"]
-    assert card["extension"]["lumbar-imaging-cds-evidence"]["evidence"][0]["reference"] == "Condition/undated"
+    assert card["extension"]["org.lumbar-imaging-cds.evidence"]["evidence"][0]["reference"] == "Condition/undated"
     assert "suggestions" not in card and "overrideReasons" not in card and "selectionBehavior" not in card
 
 
@@ -221,7 +229,7 @@ def test_record_text_cannot_inject_markdown(renderer):
     assert "[click me](http" not in detail and "<b>" not in detail and "\x00" not in detail
     assert r"Fever (temp 38.5 \*\*Cel\*\* \[click me\]\(http://evil.example\) \<b\>) in the observations" in detail
     assert "Observation/x`y" not in detail  # the reference is in the extension, as sent
-    references = [i["reference"] for i in response["cards"][0]["extension"]["lumbar-imaging-cds-evidence"]["evidence"]]
+    references = [i["reference"] for i in response["cards"][0]["extension"]["org.lumbar-imaging-cds.evidence"]["evidence"]]
     assert "Observation/x`y" in references
 
 
@@ -286,7 +294,7 @@ def test_red_flag_checklist_lists_found_and_documented_absent(renderer):
     assert "**Why imaging:** Fever 38.4 C in the observations, 27 May 2026." in detail
     assert ("Screened in the record: cauda equina, neurological deficit, cancer, fracture: none found; "
             "found: infection; documented absent: saddle anaesthesia.") in detail
-    evidence = response["cards"][0]["extension"]["lumbar-imaging-cds-evidence"]
+    evidence = response["cards"][0]["extension"]["org.lumbar-imaging-cds.evidence"]
     assert [i["reference"] for i in evidence["documentedAbsent"]] == ["Condition/s1"]
 
 
@@ -306,6 +314,10 @@ def test_contrast_mri_with_suspected_infection_or_tumour_is_also_offered_without
     assert contrast_resource["code"]["coding"][0]["code"] == "72158"
     assert rating_of(contrast_resource)["code"] == "appropriate"
     assert "without and with contrast" in without_with["label"]
+    # Two alternative studies for the same order: taking both would leave whichever came last.
+    assert card["selectionBehavior"] == "at-most-one"
+    assert without_with["actions"][0]["description"] == (
+        "Change MRI lumbar spine with contrast to MRI lumbar spine without and with contrast")
     assert "usually appropriate, and so is MRI lumbar spine without and with contrast" in card["detail"]
 
 
@@ -327,5 +339,6 @@ def test_cauda_equina_with_a_routine_mri_without_contrast_asks_only_for_stat(ren
     (suggestion,) = card["suggestions"]
     assert suggestion["label"] == "Make this MRI lumbar spine without contrast stat priority"
     assert suggestion["actions"][0]["resource"]["priority"] == "stat"
+    assert suggestion["actions"][0]["description"] == "Make MRI lumbar spine without contrast stat priority"
     assert "Make the MRI ordered stat." in card["detail"]
     assert "CT only" not in card["detail"]

@@ -19,7 +19,7 @@ def card_of(client, name: str) -> dict:
 def test_a_self_reported_brand_is_named_by_its_ingredient_and_by_name(client):
     card = card_of(client, "self-reported-otc-aleve-text-only-ct")
     assert "naproxen (by name) in the prescriptions, 18 Apr 2024" in card["detail"]
-    (management,) = [e for e in card["extension"]["lumbar-imaging-cds-evidence"]["evidence"] if e["role"] == "management"]
+    (management,) = [e for e in card["extension"]["org.lumbar-imaging-cds.evidence"]["evidence"] if e["role"] == "management"]
     assert management == {"role": "management", "reference": "MedicationRequest/medrx-1",
                           "resourceType": "MedicationRequest", "display": "naproxen", "date": "2024-04-18",
                           "recognisedBy": "name"}

@@ -99,6 +99,8 @@ def cards_copy(tmp_path):
     ("repeat-imaging.yaml", lambda d: d["links"][0].update(url="http://example.org"),
      "link 1: every link needs a label and an https url"),
     ("repeat-imaging.yaml", lambda d: d["override_reasons"][0].pop("display"), "override reason 1: missing key 'display'"),
+    # the CDS Hooks 3.0 example code an override reason maps to must be one of that value set
+    ("repeat-imaging.yaml", lambda d: d["override_reasons"][0].update(non_adherence="too-busy"), "override reason 1: "),
     ("common.yaml", lambda d: d["rating_labels"].update({"maybe-appropriate": "May be"}), "'rating_labels.maybe-appropriate"),
     ("common.yaml", lambda d: d.pop("partials"), "missing key 'partials'"),
 ])

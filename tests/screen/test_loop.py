@@ -75,7 +75,7 @@ def test_the_card_says_the_screen_was_used(client):
     assert f"**Red-flag screen** (clinician-attested on {day(today())})" in card["detail"]
     assert "attested by the clinician in the red-flag screen" in card["detail"]
     assert screen_link(again) is None  # nothing left open: no second link
-    evidence = card["extension"]["lumbar-imaging-cds-evidence"]["evidence"]
+    evidence = card["extension"]["org.lumbar-imaging-cds.evidence"]["evidence"]
     assert any(e["resourceType"] == "QuestionnaireResponse" and e["role"] == "episode" for e in evidence)
 
 
@@ -125,7 +125,7 @@ def test_a_sign_in_the_record_is_not_cancelled_by_a_no(client):
     assert card["source"]["topic"]["code"] == "prefer-mri-without-contrast"
     assert "The record and the screen differ:" in card["detail"]
     assert "Fever" in card["detail"] and "although the screen answered no" in card["detail"]
-    assert card["extension"]["lumbar-imaging-cds-screen"]["conflicts"] == ["fever"]
+    assert card["extension"]["org.lumbar-imaging-cds.screen"]["conflicts"] == ["fever"]
 
 
 def test_what_the_record_shows_is_not_asked_but_shown_with_its_source(client):

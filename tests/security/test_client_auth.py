@@ -39,7 +39,11 @@ def assert_refused(response, caplog=None, reason: str | None = None):
     assert response.headers.get("WWW-Authenticate") == "Bearer"
     # No detail of why: the same body for every failure, no field, no hint.
     assert response.get_json() == {
-        "error": {"code": "LCDS-1401", "status": 401, "message": "Authentication required."}
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "login",
+                   "details": {"coding": [{"system": "urn:lumbar-imaging-cds:error-code", "code": "LCDS-1401"}],
+                               "text": "Authentication required."}}],
+        "error": {"code": "LCDS-1401", "status": 401, "message": "Authentication required."},
     }
     if reason is not None:
         reasons = [

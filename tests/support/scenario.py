@@ -269,7 +269,7 @@ class Outcome:
 RESOURCE_ID = re.compile(
     r"\b(?:Patient|Condition|Observation|Procedure|Medication(?:Request|Statement)?|ServiceRequest|ImagingStudy"
     r"|DiagnosticReport|Encounter|DocumentReference|Binary|Bundle)/[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*")
-EVIDENCE_EXTENSION = "lumbar-imaging-cds-evidence"
+EVIDENCE_EXTENSION = "org.lumbar-imaging-cds.evidence"
 
 
 def card_evidence(card: dict) -> dict:
@@ -364,6 +364,24 @@ def ratings_of(actions: list, problems: list[str], where: str) -> dict[str, str]
     return ratings
 
 
+def suggestion_problems(card: dict, topic: str | None) -> list[str]:
+    """What keeps an EHR from applying a card's suggestions: Epic applies one action per suggestion,
+    supports `selectionBehavior: any` and shows each action's description instead of the label
+    (clinical-specification.md §7.4)."""
+    problems = []
+    suggestions = card.get("suggestions") or []
+    if suggestions and card.get("selectionBehavior") not in ("any", "at-most-one"):
+        problems.append(f"card {topic!r}: suggestions without a selectionBehavior")
+    for index, suggestion in enumerate(suggestions):
+        actions = suggestion.get("actions") or []
+        if len(actions) != 1:
+            problems.append(f"card {topic!r}: suggestion {index} holds {len(actions)} actions, not one")
+        for action in actions:
+            if not str(action.get("description") or "").strip():
+                problems.append(f"card {topic!r}: suggestion {index} has an action without a description")
+    return problems
+
+
 def outcome(response: dict, request: dict) -> Outcome:
     """What a clinician sees and what the EHR records, reduced to the fixture's terms."""
     orders = draft_order_references(request)
@@ -374,6 +392,7 @@ def outcome(response: dict, request: dict) -> Outcome:
         named = card_orders(card, orders)
         if len(named) != 1:
             result.problems.append(f"card {topic!r} names {len(named)} draft orders ({sorted(named)}), not exactly one")
+        result.problems += suggestion_problems(card, topic)
         # clinical-specification.md §7.6: an update suggestion without the pama-rating crashes the sandbox's PAMA tab.
         for suggestion in card.get("suggestions") or []:
             for action in suggestion.get("actions") or []:

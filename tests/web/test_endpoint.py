@@ -83,7 +83,7 @@ def test_sandbox_cauda_equina_reason_without_back_pain_condition(client):
     assert card["source"]["topic"]["code"] == "cauda-equina-risk"
     assert card["detail"].startswith("**Sign:** Cauda equina syndrome as the reason for this order.")
     assert "ServiceRequest/" not in card["detail"]
-    assert card["extension"]["lumbar-imaging-cds-evidence"]["order"] == "ServiceRequest/pama-2"
+    assert card["extension"]["org.lumbar-imaging-cds.evidence"]["order"] == "ServiceRequest/pama-2"
     (update,) = card["suggestions"][0]["actions"]
     assert update["resource"]["code"]["coding"][0]["code"] == "72148"
     assert update["resource"]["priority"] == "stat"
@@ -107,9 +107,10 @@ def test_mri_two_weeks_after_onset_warns_either_way_the_data_arrives(client, fhi
     assert card["source"]["topic"]["code"] == "imaging-before-6-weeks"
     assert "Low back pain on the problem list since 1 Nov 2026" in card["detail"]
     assert "**Reassess on 13 Dec 2026**" in card["detail"] and "Condition/" not in card["detail"]
-    references = [e["reference"] for e in card["extension"]["lumbar-imaging-cds-evidence"]["evidence"]]
+    references = [e["reference"] for e in card["extension"]["org.lumbar-imaging-cds.evidence"]["evidence"]]
     assert references == ["Condition/cond-lbp-1"]
-    delete, create = card["suggestions"][0]["actions"]
+    ((delete,), (create,)) = [s["actions"] for s in card["suggestions"]]  # one action per suggestion
+    assert card["selectionBehavior"] == "any"
     assert delete["resourceId"] == ["ServiceRequest/order-mri-1"]
     assert create["resource"]["subject"] == {"reference": f"Patient/{PATIENT_ID}"}
     assert [rating(a) for a in result["systemActions"]] == ["not-appropriate"]

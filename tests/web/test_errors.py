@@ -23,7 +23,30 @@ def assert_error(response, status, code, field=None):
     assert error["message"]
     if field is not None:
         assert error["field"] == field
+    # The same error as a FHIR OperationOutcome (CDS Hooks 3.0): the LCDS code in details, the path in expression.
+    outcome = response.get_json()
+    (issue,) = outcome["issue"]
+    assert outcome["resourceType"] == "OperationOutcome" and issue["severity"] in ("error", "fatal")
+    assert issue["details"] == {"coding": [{"system": "urn:lumbar-imaging-cds:error-code", "code": code}],
+                                "text": error["message"]}
+    assert issue.get("expression") == ([field] if field is not None else issue.get("expression"))
     assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_a_400_is_a_fhir_operation_outcome(client):
+    """What a CDS Hooks 3.0 client reads: a valid R4 OperationOutcome, its issue naming the field."""
+    from fhir.resources.R4B.operationoutcome import OperationOutcome
+
+    body = hook_request(prefetch=full_prefetch())
+    del body["context"]["patientId"]
+    response = post(client, SELECT, body)
+    assert response.status_code == 400
+    answer = response.get_json()
+    outcome = OperationOutcome.model_validate({k: v for k, v in answer.items() if k != "error"})
+    (issue,) = outcome.issue
+    assert (issue.severity, issue.code, issue.expression) == ("error", "required", ["context.patientId"])
+    assert issue.details.coding[0].code == "LCDS-1003" == answer["error"]["code"]
+    assert issue.details.text == "Required field 'context.patientId' is missing."
 
 
 def test_valid_request_answers_cards(client):

@@ -35,12 +35,23 @@
 
   var legend = { orientation: "h", y: -0.2, traceorder: "normal" };
 
+  // A count axis: whole numbers only. With small counts plotly would tick at 0.5 and the "d"
+  // format would label them "0 0 1 1 2"; one tick per unit up to 10, plotly's own (whole) steps above.
+  function countAxis(title, counts) {
+    var axis = { title: { text: title }, rangemode: "tozero", tickformat: ",d" };
+    if (Math.max.apply(null, counts.concat([0])) <= 10) { axis.tick0 = 0; axis.dtick = 1; }
+    return axis;
+  }
+
   if (data.cards_per_day.length) {
     plot("chart-cards-per-day", data.cards_per_day.map(function (s) {
       return { type: "bar", name: plain(s.topic), x: s.days, y: s.counts, marker: { color: colour(s.topic) } };
     }), { barmode: "stack", margin: { l: 50, r: 10, t: 10, b: 40 }, legend: legend,
           xaxis: { type: "date", tickformat: "%Y-%m-%d" },
-          yaxis: { title: { text: "cards" }, rangemode: "tozero", tickformat: "d" } });
+          yaxis: countAxis("decisions with a card shown", data.cards_per_day.reduce(function (sums, s) {
+            s.counts.forEach(function (n, i) { sums[i] = (sums[i] || 0) + n; });
+            return sums;
+          }, [])) });
   } else {
     empty("chart-cards-per-day", "No cards shown in this period.");
   }
@@ -55,7 +66,7 @@
       marker: { color: data.override_rate.map(function (r) { return colour(r.topic); }) }
     }], { margin: { l: 10, r: 40, t: 10, b: 50 },
           yaxis: { automargin: true, autorange: "reversed" },
-          xaxis: { title: { text: "overridden / answered (latest feedback per card)" }, tickformat: ".0%", range: [0, 1] } });
+          xaxis: { title: { text: "overridden / answered decisions (latest feedback)" }, tickformat: ".0%", range: [0, 1] } });
   } else {
     empty("chart-override-rate", "No feedback in this period.");
   }
@@ -74,7 +85,10 @@
     }), { barmode: "stack", margin: { l: 10, r: 20, t: 10, b: 40 },
           legend: { orientation: "h", y: -0.3, traceorder: "normal" },
           yaxis: { automargin: true, autorange: "reversed" },
-          xaxis: { title: { text: "overridden cards" }, tickformat: "d", rangemode: "tozero" } });
+          xaxis: countAxis("overridden decisions", Object.values(data.override_reasons.reduce(function (sums, r) {
+            sums[r.label] = (sums[r.label] || 0) + r.count;  // the stacked bar of each reason
+            return sums;
+          }, {}))) });
   } else {
     empty("chart-override-reasons", "No override reasons in this period.");
   }

@@ -1,8 +1,11 @@
 """The governance report counted in the database: what `lumbar-cds report` and the dashboard read.
 
 Role in the data flow: the store side of the pure `report` module. A period's judgements are
-counted with one GROUP BY (topic, UTC day, rating, card kind) over the index on (recorded_at,
-topic, rating, shown), so the rows themselves never come into Python; only the feedback and the
+counted with one GROUP BY (topic, UTC day, rating, card kind), so the rows themselves never come
+into Python. Decisions, not fires (report.DECISION_WINDOW): window functions over each
+patient's order and topic (LAG and LEAD by recorded_at, the same SQL on PostgreSQL and SQLite
+3.25+) mark the fire that starts a decision and the one that ends it, a running SUM numbers the
+decisions; the GROUP BY counts the last fires as decisions and every row as a fire; only the feedback and the
 shown cards it is about are read (feedback is a small share of the judgements), and orphan items
 are counted in SQL. `report_from_counts` gives the same figures as `build_report` over all rows
 (tests/governance/test_report.py checks both on each back end). Suggestions offered are counted
@@ -13,9 +16,17 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import Date, Engine, and_, case, cast, func, select
+from sqlalchemy import Date, Engine, Integer, and_, case, cast, func, literal_column, select
 
-from cds_service.governance.report import FeedbackRow, JudgementCount, ShownCard, report_from_counts
+from cds_service.governance.report import (
+    DECISION_WINDOW,
+    FeedbackRow,
+    JudgementCount,
+    ShownCard,
+    decision_key,
+    reason_tuples,
+    report_from_counts,
+)
 from cds_service.governance.store.schema import feedback, judgement
 
 
@@ -35,15 +46,18 @@ def period_report(engine: Engine, since: date | None, until: date | None,
     start, end = _bounds(since, until)
     with engine.connect() as connection:
         dialect = connection.dialect.name
+        fires = _decided_fires(dialect, start, end)
         counts = [JudgementCount(topic=r.topic, day=_as_date(r.day), rating=r.rating, card=r.card,
-                                 orders=int(r.orders), suggestions=int(r.suggestions or 0))
-                  for r in connection.execute(_count_query(dialect, start, end))]
-        cards = [ShownCard(r.card_uuid, r.topic, tuple(r.suggestion_uuids or ()))
-                 for r in connection.execute(_cards_with_feedback(start, end))]
+                                 orders=int(r.orders or 0), suggestions=int(r.suggestions or 0), fires=int(r.fires))
+                  for r in connection.execute(_count_query(dialect, fires))]
+        cards = [ShownCard(r.card_uuid, r.topic, tuple(r.suggestion_uuids or ()),
+                           decision_key(r.patient_hash, r.order_reference, r.topic, int(r.decision)))
+                 for r in connection.execute(_cards_with_feedback(fires))]
         items = [FeedbackRow(card_uuid=r.card_uuid, outcome=r.outcome, outcome_at=r.outcome_at,
                              accepted_suggestions=tuple(r.accepted_suggestions or ()),
                              override_system=r.override_system, override_code=r.override_code,
-                             override_display=r.override_display)
+                             override_display=r.override_display,
+                             override_reasons=reason_tuples(r.override_reasons))
                  for r in connection.execute(_feedback_of_cards(start, end))]
         orphans = connection.scalar(_orphan_count(start, end)) or 0
     return report_from_counts(counts, cards, items, since, until, reason_labels, orphans=int(orphans))
@@ -53,28 +67,55 @@ def _as_date(value) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
-def _count_query(dialect: str, start, end):
+def _beyond_window(dialect: str, earlier, later):
+    """`later` is more than DECISION_WINDOW after `earlier` (SQLite stores times as ISO text)."""
+    seconds = int(DECISION_WINDOW.total_seconds())
+    if dialect == "sqlite":
+        return earlier < func.datetime(later, f"-{seconds} seconds")
+    return earlier < later - literal_column(f"interval '{seconds} seconds'")
+
+
+def _decided_fires(dialect: str, start, end):
+    """The period's judgements, each marked: `last` (1 when no fire of the same patient's order
+    and topic follows within the window) and `decision` (its running number on that order)."""
     j = judgement.c
-    day = func.date(j.recorded_at) if dialect == "sqlite" else cast(j.recorded_at, Date)
-    has_card = and_(j.card_uuid.is_not(None), j.topic.is_not(None))
-    card = case((has_card & j.shown.is_(True), "shown"), (has_card, "silent"), else_="")
-    offered = func.sum(case((has_card & j.shown.is_(True), func.json_array_length(j.suggestion_uuids)), else_=0))
-    return (select(j.topic, day.label("day"), j.rating, card.label("card"), func.count().label("orders"),
-                   offered.label("suggestions"))
-            .where(*_window(j.recorded_at, start, end))
-            .group_by(j.topic, day, j.rating, card))
+    same_order = {"partition_by": (j.patient_hash, j.order_reference, j.topic), "order_by": (j.recorded_at, j.id)}
+    neighbours = (select(j.id, j.recorded_at, j.topic, j.rating, j.card_uuid, j.suggestion_uuids, j.shown,
+                         j.patient_hash, j.order_reference,
+                         func.lag(j.recorded_at).over(**same_order).label("before"),
+                         func.lead(j.recorded_at).over(**same_order).label("after"))
+                  .where(*_window(j.recorded_at, start, end)).subquery("neighbours"))
+    n = neighbours.c
+    starts = case((n.before.is_(None), 1), (_beyond_window(dialect, n.before, n.recorded_at), 1), else_=0)
+    last = case((n.after.is_(None), 1), (_beyond_window(dialect, n.recorded_at, n.after), 1), else_=0)
+    numbered = {"partition_by": (n.patient_hash, n.order_reference, n.topic), "order_by": (n.recorded_at, n.id),
+                "rows": (None, 0)}
+    return (select(n.id, n.recorded_at, n.topic, n.rating, n.card_uuid, n.suggestion_uuids, n.shown,
+                   n.patient_hash, n.order_reference, last.label("last"),
+                   func.sum(starts).over(**numbered).label("decision"))
+            .subquery("fires"))
 
 
-def _shown_cards_with_feedback(start, end):
-    j = judgement.c
-    return (j.shown.is_(True), j.topic.is_not(None), j.card_uuid.is_not(None),
-            j.card_uuid.in_(select(feedback.c.card_uuid)), *_window(j.recorded_at, start, end))
+def _count_query(dialect: str, fires):
+    f = fires.c
+    day = func.date(f.recorded_at) if dialect == "sqlite" else cast(f.recorded_at, Date)
+    has_card = and_(f.card_uuid.is_not(None), f.topic.is_not(None))
+    card = case((has_card & f.shown.is_(True), "shown"), (has_card, "silent"), else_="")
+    last = cast(f.last, Integer)
+    offered = func.sum(case((has_card & f.shown.is_(True) & (last == 1), func.json_array_length(f.suggestion_uuids)),
+                            else_=0))
+    return (select(f.topic, day.label("day"), f.rating, card.label("card"), func.sum(last).label("orders"),
+                   func.count().label("fires"), offered.label("suggestions"))
+            .group_by(f.topic, day, f.rating, card))
 
 
-def _cards_with_feedback(start, end):
-    j = judgement.c
-    return (select(j.card_uuid, j.topic, j.suggestion_uuids)
-            .where(*_shown_cards_with_feedback(start, end)).order_by(j.recorded_at, j.id))
+def _cards_with_feedback(fires):
+    """The period's shown cards that have feedback, with the decision each belongs to."""
+    f = fires.c
+    return (select(f.card_uuid, f.topic, f.suggestion_uuids, f.patient_hash, f.order_reference, f.decision)
+            .where(f.shown.is_(True), f.topic.is_not(None), f.card_uuid.is_not(None),
+                   f.card_uuid.in_(select(feedback.c.card_uuid)))
+            .order_by(f.recorded_at, f.id))
 
 
 def _feedback_of_cards(start, end):
@@ -83,7 +124,7 @@ def _feedback_of_cards(start, end):
     card_shown = select(j.card_uuid).where(j.card_uuid == f.card_uuid, j.shown.is_(True), j.topic.is_not(None),
                                            *_window(j.recorded_at, start, end)).exists()
     return (select(f.card_uuid, f.outcome, f.outcome_at, f.accepted_suggestions, f.override_system,
-                   f.override_code, f.override_display)
+                   f.override_code, f.override_display, f.override_reasons)
             .where(card_shown).order_by(f.outcome_at, f.id))
 
 

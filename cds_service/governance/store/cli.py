@@ -122,7 +122,7 @@ def _db_current(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from cds_service.governance.report import render_csv, render_table
+    from cds_service.governance.rendering import render_csv, render_table
     from cds_service.governance.screen.counts import csv_rows as screen_csv_rows
     from cds_service.governance.screen.counts import load_screen_counts
     from cds_service.governance.screen.counts import report_lines as screen_report_lines

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import Engine, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from cds_service.governance.report import FeedbackRow, JudgementRow
+from cds_service.governance.report import FeedbackRow, JudgementRow, reason_tuples
 from cds_service.governance.store.schema import JUDGEMENT_KEY, feedback, judgement
 
 
@@ -125,13 +125,13 @@ class Store:
         if end:
             window.append(j.recorded_at < end)
         query = select(j.recorded_at, j.service_id, j.topic, j.rating, j.card_uuid,
-                       j.suggestion_uuids, j.shown).where(*window)
+                       j.suggestion_uuids, j.shown, j.patient_hash, j.order_reference).where(*window)
         cards_in_window = select(j.card_uuid).where(j.card_uuid.is_not(None), *window)
 
         f = feedback.c
         known = select(judgement.c.card_uuid).where(judgement.c.card_uuid == f.card_uuid).exists()
         feedback_query = select(f.card_uuid, f.outcome, f.outcome_at, f.accepted_suggestions,
-                                f.override_system, f.override_code, f.override_display,
+                                f.override_system, f.override_code, f.override_display, f.override_reasons,
                                 known.label("card_known")).where(
             or_(f.card_uuid.in_(cards_in_window), ~known))
         with self.engine.connect() as connection:
@@ -140,6 +140,7 @@ class Store:
                     recorded_at=r.recorded_at, service_id=r.service_id, topic=r.topic,
                     rating=r.rating, card_uuid=r.card_uuid,
                     suggestion_uuids=tuple(r.suggestion_uuids or ()), shown=bool(r.shown),
+                    patient_hash=r.patient_hash, order_reference=r.order_reference,
                 )
                 for r in connection.execute(query.order_by(j.recorded_at, j.id))
             ]
@@ -150,6 +151,7 @@ class Store:
                     accepted_suggestions=tuple(r.accepted_suggestions or ()),
                     override_system=r.override_system, override_code=r.override_code,
                     override_display=r.override_display, card_known=bool(r.card_known),
+                    override_reasons=reason_tuples(r.override_reasons),
                 )
                 for r in connection.execute(feedback_query.order_by(f.outcome_at, f.id))
             ]

@@ -78,6 +78,10 @@ feedback = Table(
     Column("override_system", String(256)),
     Column("override_code", String(128)),
     Column("override_display", String(256)),
+    # Every reason of the item ({system, code, display}), in the order given: Epic's
+    # `overrideReasons` may hold several. NULL when none (and on rows stored before revision 0005,
+    # whose one reason is in the three columns above).
+    Column("override_reasons", JSON),
     # Free text typed by the clinician: stored for the committee, never logged or charted.
     Column("user_comment", Text),
     # True when no judgement with this card uuid had been recorded when the feedback arrived.

@@ -9,7 +9,7 @@ Jinja2 templates (docs/clinical-specification.md section 7).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import StringConstraints, field_validator
 
@@ -40,7 +40,11 @@ class CommonWording(RuleModel):
 
     topic_system: Text
     override_reason_system: Text
+    non_adherence_system: Text
     system_action_description: Text  # a Jinja2 template
+    # Jinja2 templates of an update suggestion's action description (Epic shows it, not the label).
+    update_description: Text
+    priority_description: Text
     suggested_studies: dict[str, Coding]
     physical_therapy: PhysicalTherapy
     code_system_names: dict[str, Text] = {}
@@ -73,10 +77,16 @@ class Link(RuleModel):
         return url
 
 
+# The codes of the CDS Hooks 3.0 example value set (non-adherence-reason-clinical) the cards map to.
+NonAdherence = Literal["cds-not-applicable", "patient-ineligible", "indication-order-exists", "action-completed",
+                       "action-unsuccessful", "cds-suboptimal-context", "recipient-disagrees-evidence"]
+
+
 class OverrideReason(RuleModel):
     entry_label = "override reason {n}"
     code: Text
     display: Text
+    non_adherence: NonAdherence | None = None  # the 3.0 example code that fits, if one does
 
 
 class TopicWording(RuleModel):
@@ -92,6 +102,7 @@ class TopicWording(RuleModel):
     suggestion_label: Text | None = None
     priority_suggestion_label: Text | None = None  # when only the priority changes (same study)
     contrast_suggestion_label: Text | None = None  # the MRI without and with contrast alternative
+    referral_suggestion_label: Text | None = None  # the physical therapy referral beside a removal
     delete_description: Text | None = None
 
 
