@@ -123,6 +123,20 @@ def test_case_free_twin():
     assert case_free_twin(re.compile("abc")) is None  # no flag: nothing to take out
 
 
+def test_the_tokens_are_medspacys_without_the_whitespace_exceptions(reader, texts):
+    """The reader's tokenizer keeps the words of a note cached (nlp.without_whitespace_specials)
+    and makes the tokens medspaCy's stock tokenizer makes, repeated reads included."""
+    from cds_service.read.text.library import medspacy
+
+    stock = medspacy.load(medspacy_enable=["medspacy_tokenizer"]).tokenizer
+    assert "\n" in stock.rules and "\n" not in reader._nlp.tokenizer.rules
+    texts = texts + ["a  b\t\tc \n d\xa0e\r\n\n", "Line one.\n\n  Line two\tcannot\n\tthree"]
+    for text in texts + texts:
+        mine, theirs = reader._nlp.tokenizer(text), stock(text)
+        assert [(t.text, t.idx, t.norm_, t.whitespace_) for t in mine] == \
+            [(t.text, t.idx, t.norm_, t.whitespace_) for t in theirs]
+
+
 def test_case_free_twins_give_the_same_findings(reader, texts):
     texts = texts + [t.upper() for t in texts[-5:]]
     fast = [reader._read(t, ON) for t in texts]
