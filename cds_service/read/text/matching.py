@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from spacy.matcher import Matcher, PhraseMatcher
 
+from .leading import leading_words
 from .scan import Restriction, index_of
 from .spans import Sentences
 
@@ -134,6 +135,7 @@ class _Regex:
     pattern: re.Pattern
     twin: re.Pattern | None
     requires: tuple[str, ...] | None
+    leading: tuple[str, ...] | None = None  # leading.leading_words (a guard on ASCII texts)
 
 
 class RuleMatcher:
@@ -148,15 +150,20 @@ class RuleMatcher:
         self._tokens = Matcher(nlp.vocab)
         self._phrases = PhraseMatcher(nlp.vocab, attr="LOWER")
         self._regexes: list[_Regex] = []
+        # the positions (in rule order) of the guarded regular expressions by required substring, and
+        # of the unguarded ones: a call visits only those a substring of the text lets run
+        self._by_guard: dict[str, list[int]] = {}
+        self._unguarded: list[int] = []
         self.rule_map: dict[str, object] = {}
         self.whole_text = whole_text
         self.restrict = restrict
         self.compiled = 0  # regular expressions compiled (all of them when the rules are added)
         self.case_free = True  # use the case-free twins on ASCII text (the tests turn them off to compare)
+        self.leading = True  # guard with the leading words on ASCII text (the tests turn them off to compare)
 
     @property
     def guard_strings(self) -> set[str]:
-        return {s for regex in self._regexes for s in regex.requires or ()}
+        return {s for regex in self._regexes for s in (regex.requires or ()) + (regex.leading or ())}
 
     def add(self, rules, requires=None) -> None:
         for rule in rules:
@@ -166,8 +173,13 @@ class RuleMatcher:
                 pattern = re.compile(rule.pattern, re.IGNORECASE)
                 twin = case_free_twin(pattern)
                 self.compiled += 1 + (twin is not None)
-                guards = requires.get(rule.pattern) if requires else None
-                self._regexes.append(_Regex(self.vocab.strings.add(rule_id), pattern, twin, tuple(guards or ()) or None))
+                guards = tuple(requires.get(rule.pattern) or ()) if requires else ()
+                for guard in set(guards):
+                    self._by_guard.setdefault(guard, []).append(len(self._regexes))
+                if not guards:
+                    self._unguarded.append(len(self._regexes))
+                leading = None if self.whole_text else leading_words(rule.pattern)
+                self._regexes.append(_Regex(self.vocab.strings.add(rule_id), pattern, twin, guards or None, leading))
             elif isinstance(rule.pattern, list):
                 self._tokens.add(rule_id, [rule.pattern])
             else:
@@ -191,12 +203,16 @@ class RuleMatcher:
     def _regex_matches(self, doc, index, allowed) -> list[tuple[int, int, int]]:
         """The matches of every regular expression, in rule order (as medspaCy's RegexMatcher)."""
         matches = []
-        for regex in self._regexes:
+        regexes = self._regexes
+        runnable = self._unguarded + [i for guard in self._by_guard.keys() & index.present for i in self._by_guard[guard]]
+        for position in sorted(set(runnable)):
+            regex = regexes[position]
             pattern, searched = regex.pattern, index.text
             if index.lowered is not None and regex.twin is not None and self.case_free:
                 pattern, searched = regex.twin, index.lowered
-            if regex.requires or allowed is not None:
-                ranges = index.ranges(regex.requires, self.whole_text, allowed)
+            leading = regex.leading if index.lowered is not None and self.leading else None
+            if regex.requires or allowed is not None or leading:
+                ranges = index.ranges(regex.requires, self.whole_text, allowed, leading)
                 if ranges is None:
                     continue
                 found = (m for start, end in ranges for m in pattern.finditer(searched, start, end))

@@ -98,31 +98,39 @@ class TextIndex:
             self._allowed[restriction] = frozenset(chosen)
         return self._allowed[restriction]
 
-    def ranges(self, guards, whole_text: bool, allowed: frozenset[int] | None = None):
-        """None: skip the pattern; else the (start, end) character ranges to search."""
+    def ranges(self, guards, whole_text: bool, allowed: frozenset[int] | None = None, leading=None):
+        """None: skip the pattern; else the (start, end) character ranges to search. `leading`: words
+        one of which every match begins with (leading.py), a second guard."""
         if allowed is not None and not allowed:
             return None
-        if guards:
-            if self.present.isdisjoint(guards):
-                return None
-            if whole_text or not self.aligned:
-                return [(0, len(self.text))]
-            present = [g for g in guards if g in self.present]
-            if len(present) == 1:
-                chosen = self.sentences_with(present[0])
-            else:
-                chosen = sorted({i for g in present for i in self.sentences_with(g)})
-            if allowed is not None:
-                chosen = [i for i in chosen if i in allowed]
-                if not chosen:
-                    return None
+        if guards and self.present.isdisjoint(guards):
+            return None
+        if leading and self.present.isdisjoint(leading):
+            return None
+        if guards and (whole_text or not self.aligned):
+            return [(0, len(self.text))]
+        chosen = None  # None: every sentence
+        for strings in (guards, leading):
+            if strings:
+                found = self._sentences_with_any(strings)
+                chosen = found if chosen is None else [i for i in chosen if i in found]
+        if chosen is not None and allowed is not None:
+            chosen = [i for i in chosen if i in allowed]
         elif allowed is not None:
             chosen = sorted(allowed)
-        else:
+        if chosen is None:
             return [(0, len(self.text))]
+        if not chosen:
+            return None
         if len(chosen) * 2 > len(self.starts):
             return [(0, len(self.text))]
         return self._merged(chosen)
+
+    def _sentences_with_any(self, strings) -> list[int]:
+        present = [s for s in strings if s in self.present]
+        if len(present) == 1:
+            return self.sentences_with(present[0])
+        return sorted({i for s in present for i in self.sentences_with(s)})
 
     def _merged(self, chosen) -> list[tuple[int, int]]:
         ranges: list[list[int]] = []

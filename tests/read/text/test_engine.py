@@ -13,6 +13,7 @@ import pytest
 
 from cds_service.read.text import TextReader
 from cds_service.read.text.context import ScopedGraph, ScopedModifier, overlaps
+from cds_service.read.text.leading import leading_words
 from cds_service.read.text.matching import case_free_twin, longest_first
 from cds_service.read.text.nlp import matchers
 from cds_service.read.text.rules import DEFAULT_RULES_DIR, load_rules
@@ -158,6 +159,32 @@ def test_required_substrings_hold_on_the_corpus(texts):
         for text in texts:
             for match in compiled.finditer(text):
                 assert any(s in match.group().casefold() for s in required), (pattern, match.group())
+
+
+def test_leading_words_hold_on_the_corpus(reader, texts):
+    """Every match of a regular expression with leading words (leading.py) begins with one of them."""
+    guarded = [(regex.pattern, regex.leading) for matcher in matchers(reader._nlp) for regex in matcher._regexes
+               if regex.leading]
+    assert len(guarded) > 50
+    assert leading_words(r"\b(?:bilateral|bilat|b/l)\.?\s+legs?") == ("b/l", "bilat", "bilateral")
+    assert leading_words(r"\bpains?\s+both") == ("pain",)
+    for unguarded in (r"\b(?:pain|x)\s", r"\bfoo|\bbar", r"(?:pain|ache)?\s+x", r"(?<!\w)pain", r"pa(?:in)", r"[p]ain"):
+        assert leading_words(unguarded) is None, unguarded
+    for pattern, words in guarded:
+        for text in texts:
+            for match in pattern.finditer(text):
+                assert match.group().casefold().startswith(words), (pattern.pattern, match.group())
+
+
+def test_leading_words_only_skip_work(reader, texts):
+    guarded = [reader._read(t, ON) for t in texts]
+    for matcher in matchers(reader._nlp):
+        matcher.leading = False
+    try:
+        assert [reader._read(t, ON) for t in texts] == guarded
+    finally:
+        for matcher in matchers(reader._nlp):
+            matcher.leading = True
 
 
 def test_required_substrings_only_skip_work(tmp_path, reader, texts):
