@@ -11,7 +11,11 @@ the findings with and without):
   strings (600 of them) with one Aho-Corasick automaton (pyahocorasick), built when the pipeline is;
 - a `Restriction`: ConText runs only on the sentences that hold a finding (a modifier's scope never
   leaves its sentence, so a modifier elsewhere can modify nothing), the duration matcher only on
-  those that hold a finding or a symptom anchor word (a duration counts only there, reader.py).
+  those that hold a finding or a symptom anchor word (a duration counts only there, reader.py);
+- a pattern's leading words (leading.py) are indexed too and guard it like its `requires`.
+A set of sentences is a bit mask (bit i: sentence i): a matcher ORs the masks of the strings
+present into each pattern's mask and ANDs the guards and the restriction, and the character
+ranges of a mask are worked out once per Doc (the patterns of a note share a few sentences).
 """
 
 from __future__ import annotations
@@ -73,6 +77,11 @@ class TextIndex:
         if not starts:
             starts, ends = [0], [len(text)]
         self.starts, self.ends = starts, ends
+        self.whole = [(0, len(text))]
+        self.every = (1 << len(starts)) - 1
+        self._masks: dict[str, int] = {}
+        self._set_masks: dict[frozenset[int], int] = {}
+        self._ranges_of: dict[int, list[tuple[int, int]] | None] = {}
 
     def _sentence_of(self, char: int) -> int:
         return max(0, bisect.bisect_right(self.starts, char) - 1)
@@ -98,48 +107,68 @@ class TextIndex:
             self._allowed[restriction] = frozenset(chosen)
         return self._allowed[restriction]
 
-    def ranges(self, guards, whole_text: bool, allowed: frozenset[int] | None = None, leading=None):
-        """None: skip the pattern; else the (start, end) character ranges to search. `leading`: words
-        one of which every match begins with (leading.py), a second guard."""
+    def ranges(self, guards, whole_text: bool, allowed: frozenset[int] | None = None):
+        """None: skip the pattern; else the (start, end) character ranges to search (the general
+        way, for a whole-text matcher or a text whose case-folded form has other offsets)."""
         if allowed is not None and not allowed:
             return None
         if guards and self.present.isdisjoint(guards):
             return None
-        if leading and self.present.isdisjoint(leading):
-            return None
         if guards and (whole_text or not self.aligned):
-            return [(0, len(self.text))]
-        chosen = None  # None: every sentence
-        for strings in (guards, leading):
-            if strings:
-                found = self._sentences_with_any(strings)
-                chosen = found if chosen is None else [i for i in chosen if i in found]
-        if chosen is not None and allowed is not None:
-            chosen = [i for i in chosen if i in allowed]
-        elif allowed is not None:
-            chosen = sorted(allowed)
-        if chosen is None:
-            return [(0, len(self.text))]
-        if not chosen:
-            return None
-        if len(chosen) * 2 > len(self.starts):
-            return [(0, len(self.text))]
-        return self._merged(chosen)
+            return self.whole
+        mask = self.every if allowed is None else self.mask_of_set(allowed)
+        if guards:
+            mask &= self._mask_of_any(guards)
+        return self.ranges_of_mask(mask)
 
-    def _sentences_with_any(self, strings) -> list[int]:
-        present = [s for s in strings if s in self.present]
-        if len(present) == 1:
-            return self.sentences_with(present[0])
-        return sorted({i for s in present for i in self.sentences_with(s)})
+    def ranges_of_mask(self, mask: int):
+        """The character ranges of the sentences of a bit mask (None: none), once per Doc and mask."""
+        found = self._ranges_of.get(mask)
+        if found is None:
+            found = self._ranges_of[mask] = self._merged(mask) if mask else None
+        return found
 
-    def _merged(self, chosen) -> list[tuple[int, int]]:
+    def mask_of(self, string: str) -> int:
+        mask = self._masks.get(string)
+        if mask is None:
+            mask = 0
+            for index in self.sentences_with(string):
+                mask |= 1 << index
+            self._masks[string] = mask
+        return mask
+
+    def _mask_of_any(self, strings) -> int:
+        mask = 0
+        for string in strings:
+            if string in self.present:
+                mask |= self.mask_of(string)
+        return mask
+
+    def mask_of_set(self, sentences: frozenset[int]) -> int:
+        mask = self._set_masks.get(sentences)
+        if mask is None:
+            mask = 0
+            for index in sentences:
+                mask |= 1 << index
+            self._set_masks[sentences] = mask
+        return mask
+
+    def _merged(self, mask: int) -> list[tuple[int, int]]:
+        """The character ranges of the sentences of a mask, adjacent ones joined; the whole text
+        when they are more than half of the sentences."""
+        if mask.bit_count() * 2 > len(self.starts):
+            return self.whole
         ranges: list[list[int]] = []
-        for index in chosen:
-            start, end = self.starts[index], self.ends[index]
-            if ranges and ranges[-1][1] >= start - 1:
-                ranges[-1][1] = max(ranges[-1][1], end)
-            else:
-                ranges.append([start, end])
+        index = 0
+        while mask:
+            if mask & 1:
+                start, end = self.starts[index], self.ends[index]
+                if ranges and ranges[-1][1] >= start - 1:
+                    ranges[-1][1] = max(ranges[-1][1], end)
+                else:
+                    ranges.append([start, end])
+            mask >>= 1
+            index += 1
         return [(start, end) for start, end in ranges]
 
 
