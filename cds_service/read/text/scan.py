@@ -60,13 +60,7 @@ class TextIndex:
         self.aligned = len(folded) == len(text)  # offsets in the folded text are offsets in the text
         # an ASCII text lower-cased: offsets unchanged, for the case-free pattern twins (matching.py)
         self.lowered = text.lower() if text.isascii() else None
-        self._sentences_of: dict[str, tuple[int, ...]] = {}
         self._allowed: dict[Restriction, frozenset[int] | None] = {}
-        self.hits: dict[str, list[int]] = {}
-        if automaton is not None:
-            for end, string in automaton.iter(folded):
-                self.hits.setdefault(string, []).append(end - len(string) + 1)
-        self.present = self.hits.keys()
         starts, ends = [], []
         if self.aligned:
             try:
@@ -77,20 +71,26 @@ class TextIndex:
         if not starts:
             starts, ends = [0], [len(text)]
         self.starts, self.ends = starts, ends
+        # each indexed string present -> the sentences holding it, as a bit mask (bit i: sentence i)
+        masks: dict[str, int] = {}
+        if automaton is not None:
+            for end, string in automaton.iter(folded):
+                sentence = bisect.bisect_right(starts, end - len(string) + 1) - 1
+                masks[string] = masks.get(string, 0) | (1 << max(sentence, 0))
+        self._masks = masks
+        self.present = masks.keys()
         self.whole = [(0, len(text))]
         self.every = (1 << len(starts)) - 1
-        self._masks: dict[str, int] = {}
         self._set_masks: dict[frozenset[int], int] = {}
         self._ranges_of: dict[int, list[tuple[int, int]] | None] = {}
 
-    def _sentence_of(self, char: int) -> int:
-        return max(0, bisect.bisect_right(self.starts, char) - 1)
-
-    def sentences_with(self, string: str) -> tuple[int, ...]:
-        found = self._sentences_of.get(string)
-        if found is None:
-            found = tuple(sorted({self._sentence_of(at) for at in self.hits.get(string, ())}))
-            self._sentences_of[string] = found
+    def sentences_with(self, string: str) -> list[int]:
+        mask, found, index = self._masks.get(string, 0), [], 0
+        while mask:
+            if mask & 1:
+                found.append(index)
+            mask >>= 1
+            index += 1
         return found
 
     def allowed_sentences(self, restriction: Restriction | None) -> frozenset[int] | None:
@@ -129,13 +129,7 @@ class TextIndex:
         return found
 
     def mask_of(self, string: str) -> int:
-        mask = self._masks.get(string)
-        if mask is None:
-            mask = 0
-            for index in self.sentences_with(string):
-                mask |= 1 << index
-            self._masks[string] = mask
-        return mask
+        return self._masks.get(string, 0)
 
     def _mask_of_any(self, strings) -> int:
         mask = 0
