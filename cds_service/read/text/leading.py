@@ -10,8 +10,10 @@ without one of them. The test test_leading_words_hold_on_the_corpus checks them 
 
 Read only from a pattern of the form  [\\b] (?:alt|alt|...) rest  or  [\\b] literal rest,  with no
 '|' outside a group: each alternative's literal start up to its first special character (a
-character made optional by ? * or {..} is not counted). Anything else - inline flags, look-behinds,
-classes first, a leading word shorter than three characters or not ASCII - gives None (no guard).
+character made optional by ? * or {..} is not counted), or, for an alternative that opens with a
+group itself, the starts of that group's alternatives. Anything else - an optional group, inline
+flags, look-behinds, classes first, a leading word shorter than three characters or not ASCII -
+gives None (no guard).
 """
 
 from __future__ import annotations
@@ -72,19 +74,29 @@ def _literal_start(text: str) -> str:
     return "".join(out)
 
 
+def _starts(text: str) -> list[str] | None:
+    """The literal starts of a piece of pattern: its literal run, or those of its leading group's
+    alternatives (nested groups too); None when a group is optional or does not close."""
+    if not text.startswith("(?:"):
+        return [_literal_start(text)]
+    parts, after = _alternatives(text, 0)
+    if parts is None or text[after:after + 1] in _QUANTIFIERS:
+        return None
+    words = []
+    for part in parts:
+        found = _starts(part)
+        if found is None:
+            return None
+        words.extend(found)
+    return words
+
+
 def leading_words(source: str) -> tuple[str, ...] | None:
     """Case-folded literals one of which every match of the pattern begins with, or None."""
     whole, _ = _alternatives("(?:" + source + ")", 0)
     if whole is None or len(whole) > 1:  # a '|' outside any group: no common start
         return None
-    i = 2 if source.startswith("\\b") else 0
-    if source.startswith("(?:", i):
-        parts, after = _alternatives(source, i)
-        if parts is None or source[after:after + 1] in _QUANTIFIERS:
-            return None
-        words = [_literal_start(part) for part in parts]
-    else:
-        words = [_literal_start(source[i:])]
-    if any(len(word) < MIN_LENGTH or not word.isascii() for word in words):
+    words = _starts(source[2:] if source.startswith("\\b") else source)
+    if not words or any(len(word) < MIN_LENGTH or not word.isascii() for word in words):
         return None
     return tuple(sorted({word.casefold() for word in words}))

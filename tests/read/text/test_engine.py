@@ -168,7 +168,8 @@ def test_leading_words_hold_on_the_corpus(reader, texts):
     assert len(guarded) > 50
     assert leading_words(r"\b(?:bilateral|bilat|b/l)\.?\s+legs?") == ("b/l", "bilat", "bilateral")
     assert leading_words(r"\bpains?\s+both") == ("pain",)
-    for unguarded in (r"\b(?:pain|x)\s", r"\bfoo|\bbar", r"(?:pain|ache)?\s+x", r"(?<!\w)pain", r"pa(?:in)", r"[p]ain"):
+    assert leading_words(r"\b(?:(?:reduced|less)\s+feeling|numb(?:ness)?)") == ("less", "numb", "reduced")
+    for unguarded in (r"\b(?:pain|x)\s", r"\bfoo|\bbar", r"(?:pain|ache)?\s+x", r"(?:(?:pain|ache)?\s+x|abc)", r"(?<!\w)pain", r"pa(?:in)", r"[p]ain"):
         assert leading_words(unguarded) is None, unguarded
     for pattern, words in guarded:
         for text in texts:
