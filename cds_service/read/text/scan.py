@@ -56,10 +56,11 @@ class TextIndex:
         text = doc.text_with_ws
         self.doc = doc
         self.text = text
-        folded = text.casefold()
-        self.aligned = len(folded) == len(text)  # offsets in the folded text are offsets in the text
-        # an ASCII text lower-cased: offsets unchanged, for the case-free pattern twins (matching.py)
+        # an ASCII text lower-cased: offsets unchanged, for the case-free pattern twins (matching.py);
+        # on ASCII, case-folding is lower-casing
         self.lowered = text.lower() if text.isascii() else None
+        folded = self.lowered if self.lowered is not None else text.casefold()
+        self.aligned = len(folded) == len(text)  # offsets in the folded text are offsets in the text
         self._allowed: dict[Restriction, frozenset[int] | None] = {}
         starts, ends = [], []
         if self.aligned:
