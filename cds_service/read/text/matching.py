@@ -11,7 +11,10 @@ the text, match ids `<category>_<n>`), with three differences:
   rule instead: longer first, then earlier;
 - a regular expression runs only where it can match (scan.TextIndex): not at all on a text without
   any of the substrings its rule `requires` (declared in the rule data), else on the sentences that
-  contain one; a restricted matcher runs only on the sentences its `restrict` setting allows;
+  contain one, and on an ASCII text only on those that also hold one of its leading words
+  (leading.py); a restricted matcher runs only on the sentences its `restrict` setting allows.
+  The matcher finds the expressions to run from the strings present (an index from each string
+  to the expressions it guards), not by asking about each expression;
 - on an ASCII text, a pattern that can only match lower-case letters runs without re.IGNORECASE on
   the lower-cased text (`case_free_twin`): ASCII letters are the only ones present, and lower-casing
   them is what the flag does, and the flag halves the speed of Python's regex engine.
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 
 from spacy.matcher import Matcher, PhraseMatcher
 
+from .leading import leading_words
 from .scan import Restriction, index_of
 from .spans import Sentences
 
@@ -134,6 +138,7 @@ class _Regex:
     pattern: re.Pattern
     twin: re.Pattern | None
     requires: tuple[str, ...] | None
+    leading: tuple[str, ...] | None = None  # leading.leading_words (a guard on ASCII texts)
 
 
 class RuleMatcher:
@@ -148,15 +153,21 @@ class RuleMatcher:
         self._tokens = Matcher(nlp.vocab)
         self._phrases = PhraseMatcher(nlp.vocab, attr="LOWER")
         self._regexes: list[_Regex] = []
+        # the positions (in rule order) of the guarded regular expressions by required substring, and
+        # of the unguarded ones: a call visits only those a substring of the text lets run
+        self._by_guard: dict[str, list[int]] = {}
+        self._unguarded: list[int] = []
+        self._by_leading: dict[str, list[int]] = {}  # the same for the leading words (leading.py)
         self.rule_map: dict[str, object] = {}
         self.whole_text = whole_text
         self.restrict = restrict
         self.compiled = 0  # regular expressions compiled (all of them when the rules are added)
         self.case_free = True  # use the case-free twins on ASCII text (the tests turn them off to compare)
+        self.leading = True  # guard with the leading words on ASCII text (the tests turn them off to compare)
 
     @property
     def guard_strings(self) -> set[str]:
-        return {s for regex in self._regexes for s in regex.requires or ()}
+        return {s for regex in self._regexes for s in (regex.requires or ()) + (regex.leading or ())}
 
     def add(self, rules, requires=None) -> None:
         for rule in rules:
@@ -166,8 +177,15 @@ class RuleMatcher:
                 pattern = re.compile(rule.pattern, re.IGNORECASE)
                 twin = case_free_twin(pattern)
                 self.compiled += 1 + (twin is not None)
-                guards = requires.get(rule.pattern) if requires else None
-                self._regexes.append(_Regex(self.vocab.strings.add(rule_id), pattern, twin, tuple(guards or ()) or None))
+                guards = tuple(requires.get(rule.pattern) or ()) if requires else ()
+                for guard in set(guards):
+                    self._by_guard.setdefault(guard, []).append(len(self._regexes))
+                if not guards:
+                    self._unguarded.append(len(self._regexes))
+                leading = None if self.whole_text else leading_words(rule.pattern)
+                for word in leading or ():
+                    self._by_leading.setdefault(word, []).append(len(self._regexes))
+                self._regexes.append(_Regex(self.vocab.strings.add(rule_id), pattern, twin, guards or None, leading))
             elif isinstance(rule.pattern, list):
                 self._tokens.add(rule_id, [rule.pattern])
             else:
@@ -191,22 +209,58 @@ class RuleMatcher:
     def _regex_matches(self, doc, index, allowed) -> list[tuple[int, int, int]]:
         """The matches of every regular expression, in rule order (as medspaCy's RegexMatcher)."""
         matches = []
-        for regex in self._regexes:
+        regexes = self._regexes
+        if self.whole_text or not index.aligned:
+            runnable = self._unguarded + [i for g in self._by_guard.keys() & index.present for i in self._by_guard[g]]
+            chosen = {position: None for position in runnable}
+        else:
+            chosen = self._sentence_masks(index, allowed)
+        for position in sorted(chosen):
+            regex = regexes[position]
             pattern, searched = regex.pattern, index.text
             if index.lowered is not None and regex.twin is not None and self.case_free:
                 pattern, searched = regex.twin, index.lowered
-            if regex.requires or allowed is not None:
+            mask = chosen[position]
+            if mask is not None:
+                ranges = index.ranges_of_mask(mask)
+            elif regex.requires or allowed is not None:
                 ranges = index.ranges(regex.requires, self.whole_text, allowed)
                 if ranges is None:
                     continue
-                found = (m for start, end in ranges for m in pattern.finditer(searched, start, end))
             else:
-                found = pattern.finditer(searched)
+                ranges = index.whole
+            found = (m for start, end in ranges for m in pattern.finditer(searched, start, end))
             for re_match in found:
                 span = _token_span(doc, re_match.start(), re_match.end())
                 if len(span):
                     matches.append((regex.match_id, span.start, span.end))
         return matches
+
+    def _sentence_masks(self, index, allowed) -> dict[int, int]:
+        """The regular expressions that can match this text (by position) and the sentences each has
+        to search, as a bit mask (scan.TextIndex): those holding one of its required substrings, one
+        of its leading words (on an ASCII text) and allowed by the restriction. Built from the
+        strings present, so an expression none of whose substrings is present costs nothing."""
+        every = index.every if allowed is None else index.mask_of_set(allowed)
+        masks = dict.fromkeys(self._unguarded, every)
+        for guard in self._by_guard.keys() & index.present:
+            mask = index.mask_of(guard)
+            for position in self._by_guard[guard]:
+                masks[position] = masks.get(position, 0) | mask
+        if index.lowered is not None and self.leading:
+            leading: dict[int, int] = {}
+            for word in self._by_leading.keys() & index.present:
+                mask = index.mask_of(word)
+                for position in self._by_leading[word]:
+                    leading[position] = leading.get(position, 0) | mask
+            regexes = self._regexes
+            for position in list(masks):
+                if regexes[position].leading:
+                    masks[position] &= leading.get(position, 0)
+        if allowed is not None:
+            for position in masks:
+                masks[position] &= every
+        return {position: mask for position, mask in masks.items() if mask}
 
 
 def _token_span(doc, start_char: int, end_char: int):

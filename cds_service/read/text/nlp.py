@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import warnings
 
+from spacy.attrs import ORTH
+
 from .rules import RuleSet, expand_token_pattern
 from .spans import DURATION_GROUP, SPAN_GROUP
 
@@ -50,6 +52,17 @@ def modifier_rules(rule_class, rules: list[dict]) -> list:
     return made
 
 
+def without_whitespace_specials(tokenizer) -> None:
+    """Drop the tokenizer exceptions that only say a whitespace run ('\\n', ' ', '\\t') is one token of
+    that text, which the tokenizer makes of it anyway. Why: spaCy's tokenizer stops caching the
+    tokens of a word for the rest of a text once a special case has been used in it (a flag set per
+    text, not per word), and in notes a line break comes in the first line, so no word of a note was
+    ever cached. Without them, a word is split into prefixes, suffixes and infixes once per process,
+    not once per note (the tokens are the same: the tests compare them)."""
+    tokenizer.rules = {text: attrs for text, attrs in tokenizer.rules.items()
+                       if not (text.isspace() and attrs == [{ORTH: text}])}
+
+
 def build_pipeline(rules: RuleSet):
     """The reader's pipeline of these rules, every rule compiled and a warm-up note read."""
     from . import components, context, scan, sentences  # noqa: F401  (register the lumbar_text_* factories)
@@ -57,6 +70,7 @@ def build_pipeline(rules: RuleSet):
 
     with warnings.catch_warnings():
         nlp = medspacy.load(medspacy_enable=["medspacy_tokenizer"])
+    without_whitespace_specials(nlp.tokenizer)
     anchors = list(rules.durations.get("anchors", ()))
     nlp.add_pipe("lumbar_text_sentences")
     index = nlp.add_pipe("lumbar_text_index")

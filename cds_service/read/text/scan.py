@@ -11,7 +11,11 @@ the findings with and without):
   strings (600 of them) with one Aho-Corasick automaton (pyahocorasick), built when the pipeline is;
 - a `Restriction`: ConText runs only on the sentences that hold a finding (a modifier's scope never
   leaves its sentence, so a modifier elsewhere can modify nothing), the duration matcher only on
-  those that hold a finding or a symptom anchor word (a duration counts only there, reader.py).
+  those that hold a finding or a symptom anchor word (a duration counts only there, reader.py);
+- a pattern's leading words (leading.py) are indexed too and guard it like its `requires`.
+A set of sentences is a bit mask (bit i: sentence i): a matcher ORs the masks of the strings
+present into each pattern's mask and ANDs the guards and the restriction, and the character
+ranges of a mask are worked out once per Doc (the patterns of a note share a few sentences).
 """
 
 from __future__ import annotations
@@ -52,17 +56,12 @@ class TextIndex:
         text = doc.text_with_ws
         self.doc = doc
         self.text = text
-        folded = text.casefold()
-        self.aligned = len(folded) == len(text)  # offsets in the folded text are offsets in the text
-        # an ASCII text lower-cased: offsets unchanged, for the case-free pattern twins (matching.py)
+        # an ASCII text lower-cased: offsets unchanged, for the case-free pattern twins (matching.py);
+        # on ASCII, case-folding is lower-casing
         self.lowered = text.lower() if text.isascii() else None
-        self._sentences_of: dict[str, tuple[int, ...]] = {}
+        folded = self.lowered if self.lowered is not None else text.casefold()
+        self.aligned = len(folded) == len(text)  # offsets in the folded text are offsets in the text
         self._allowed: dict[Restriction, frozenset[int] | None] = {}
-        self.hits: dict[str, list[int]] = {}
-        if automaton is not None:
-            for end, string in automaton.iter(folded):
-                self.hits.setdefault(string, []).append(end - len(string) + 1)
-        self.present = self.hits.keys()
         starts, ends = [], []
         if self.aligned:
             try:
@@ -73,15 +72,26 @@ class TextIndex:
         if not starts:
             starts, ends = [0], [len(text)]
         self.starts, self.ends = starts, ends
+        # each indexed string present -> the sentences holding it, as a bit mask (bit i: sentence i)
+        masks: dict[str, int] = {}
+        if automaton is not None:
+            for end, string in automaton.iter(folded):
+                sentence = bisect.bisect_right(starts, end - len(string) + 1) - 1
+                masks[string] = masks.get(string, 0) | (1 << max(sentence, 0))
+        self._masks = masks
+        self.present = masks.keys()
+        self.whole = [(0, len(text))]
+        self.every = (1 << len(starts)) - 1
+        self._set_masks: dict[frozenset[int], int] = {}
+        self._ranges_of: dict[int, list[tuple[int, int]] | None] = {}
 
-    def _sentence_of(self, char: int) -> int:
-        return max(0, bisect.bisect_right(self.starts, char) - 1)
-
-    def sentences_with(self, string: str) -> tuple[int, ...]:
-        found = self._sentences_of.get(string)
-        if found is None:
-            found = tuple(sorted({self._sentence_of(at) for at in self.hits.get(string, ())}))
-            self._sentences_of[string] = found
+    def sentences_with(self, string: str) -> list[int]:
+        mask, found, index = self._masks.get(string, 0), [], 0
+        while mask:
+            if mask & 1:
+                found.append(index)
+            mask >>= 1
+            index += 1
         return found
 
     def allowed_sentences(self, restriction: Restriction | None) -> frozenset[int] | None:
@@ -99,39 +109,61 @@ class TextIndex:
         return self._allowed[restriction]
 
     def ranges(self, guards, whole_text: bool, allowed: frozenset[int] | None = None):
-        """None: skip the pattern; else the (start, end) character ranges to search."""
+        """None: skip the pattern; else the (start, end) character ranges to search (the general
+        way, for a whole-text matcher or a text whose case-folded form has other offsets)."""
         if allowed is not None and not allowed:
             return None
+        if guards and self.present.isdisjoint(guards):
+            return None
+        if guards and (whole_text or not self.aligned):
+            return self.whole
+        mask = self.every if allowed is None else self.mask_of_set(allowed)
         if guards:
-            if self.present.isdisjoint(guards):
-                return None
-            if whole_text or not self.aligned:
-                return [(0, len(self.text))]
-            present = [g for g in guards if g in self.present]
-            if len(present) == 1:
-                chosen = self.sentences_with(present[0])
-            else:
-                chosen = sorted({i for g in present for i in self.sentences_with(g)})
-            if allowed is not None:
-                chosen = [i for i in chosen if i in allowed]
-                if not chosen:
-                    return None
-        elif allowed is not None:
-            chosen = sorted(allowed)
-        else:
-            return [(0, len(self.text))]
-        if len(chosen) * 2 > len(self.starts):
-            return [(0, len(self.text))]
-        return self._merged(chosen)
+            mask &= self._mask_of_any(guards)
+        return self.ranges_of_mask(mask)
 
-    def _merged(self, chosen) -> list[tuple[int, int]]:
+    def ranges_of_mask(self, mask: int):
+        """The character ranges of the sentences of a bit mask (None: none), once per Doc and mask."""
+        found = self._ranges_of.get(mask)
+        if found is None:
+            found = self._ranges_of[mask] = self._merged(mask) if mask else None
+        return found
+
+    def mask_of(self, string: str) -> int:
+        return self._masks.get(string, 0)
+
+    def _mask_of_any(self, strings) -> int:
+        mask = 0
+        for string in strings:
+            if string in self.present:
+                mask |= self.mask_of(string)
+        return mask
+
+    def mask_of_set(self, sentences: frozenset[int]) -> int:
+        mask = self._set_masks.get(sentences)
+        if mask is None:
+            mask = 0
+            for index in sentences:
+                mask |= 1 << index
+            self._set_masks[sentences] = mask
+        return mask
+
+    def _merged(self, mask: int) -> list[tuple[int, int]]:
+        """The character ranges of the sentences of a mask, adjacent ones joined; the whole text
+        when they are more than half of the sentences."""
+        if mask.bit_count() * 2 > len(self.starts):
+            return self.whole
         ranges: list[list[int]] = []
-        for index in chosen:
-            start, end = self.starts[index], self.ends[index]
-            if ranges and ranges[-1][1] >= start - 1:
-                ranges[-1][1] = max(ranges[-1][1], end)
-            else:
-                ranges.append([start, end])
+        index = 0
+        while mask:
+            if mask & 1:
+                start, end = self.starts[index], self.ends[index]
+                if ranges and ranges[-1][1] >= start - 1:
+                    ranges[-1][1] = max(ranges[-1][1], end)
+                else:
+                    ranges.append([start, end])
+            mask >>= 1
+            index += 1
         return [(start, end) for start, end in ranges]
 
 

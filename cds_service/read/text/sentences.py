@@ -25,6 +25,22 @@ ABBREVIATIONS = frozenset({
 })
 
 
+_NEWLINE, _DOTTED, _INNER = 1, 2, 3
+# the kind of each word seen (by its ORTH hash, which names one string for good): 0 for most words,
+# so a note's words are classified once per process, not once per note
+_KINDS: dict[int, int] = {}
+
+
+def _kind(text: str) -> int:
+    if "\n" in text and text.isspace():
+        return _NEWLINE
+    if len(text) > 1 and text.endswith(".") and text[-2] != "." and text.lower() not in ABBREVIATIONS:
+        return _DOTTED
+    if "." in text[1:-1] and text[0].isalpha():
+        return _INNER
+    return 0
+
+
 @Language.component("lumbar_text_sentences")
 def lumbar_text_sentences(doc):
     n = len(doc)
@@ -34,17 +50,16 @@ def lumbar_text_sentences(doc):
     orth, space, trailing, punct = arr[:, 0], arr[:, 1] == 1, arr[:, 2] == 1, arr[:, 3] == 1
     capital = (arr[:, 4] == 1) | (arr[:, 5] == 1) | (arr[:, 6] == 1)
     strings = doc.vocab.strings
-    newline = numpy.zeros(n, dtype=bool)
-    dotted = numpy.zeros(n, dtype=bool)  # a word that kept its final period ('mL.')
-    inner = numpy.zeros(n, dtype=bool)  # a dotted abbreviation whose last period was split off ('p.o' '.')
-    for value in numpy.unique(orth):
-        text = strings[int(value)]
-        if "\n" in text and text.isspace():
-            newline |= orth == value
-        elif len(text) > 1 and text.endswith(".") and text[-2] != "." and text.lower() not in ABBREVIATIONS:
-            dotted |= orth == value
-        elif "." in text[1:-1] and text[0].isalpha():
-            inner |= orth == value
+    marks = {_NEWLINE: numpy.zeros(n, dtype=bool),
+             _DOTTED: numpy.zeros(n, dtype=bool),  # a word that kept its final period ('mL.')
+             _INNER: numpy.zeros(n, dtype=bool)}  # a dotted abbreviation whose last period was split off ('p.o' '.')
+    for value in numpy.unique(orth).tolist():
+        kind = _KINDS.get(value)
+        if kind is None:
+            kind = _KINDS[value] = _kind(strings[value])
+        if kind:
+            marks[kind] |= orth == value
+    newline, dotted, inner = marks[_NEWLINE], marks[_DOTTED], marks[_INNER]
     period, bang, question_mark = (numpy.uint64(strings.add(t)) for t in (".", "!", "?"))
     next_capital = numpy.zeros(n, dtype=bool)
     next_capital[:-1] = capital[1:]

@@ -13,6 +13,7 @@ import pytest
 
 from cds_service.read.text import TextReader
 from cds_service.read.text.context import ScopedGraph, ScopedModifier, overlaps
+from cds_service.read.text.leading import leading_words
 from cds_service.read.text.matching import case_free_twin, longest_first
 from cds_service.read.text.nlp import matchers
 from cds_service.read.text.rules import DEFAULT_RULES_DIR, load_rules
@@ -123,6 +124,20 @@ def test_case_free_twin():
     assert case_free_twin(re.compile("abc")) is None  # no flag: nothing to take out
 
 
+def test_the_tokens_are_medspacys_without_the_whitespace_exceptions(reader, texts):
+    """The reader's tokenizer keeps the words of a note cached (nlp.without_whitespace_specials)
+    and makes the tokens medspaCy's stock tokenizer makes, repeated reads included."""
+    from cds_service.read.text.library import medspacy
+
+    stock = medspacy.load(medspacy_enable=["medspacy_tokenizer"]).tokenizer
+    assert "\n" in stock.rules and "\n" not in reader._nlp.tokenizer.rules
+    texts = texts + ["a  b\t\tc \n d\xa0e\r\n\n", "Line one.\n\n  Line two\tcannot\n\tthree"]
+    for text in texts + texts:
+        mine, theirs = reader._nlp.tokenizer(text), stock(text)
+        assert [(t.text, t.idx, t.norm_, t.whitespace_) for t in mine] == \
+            [(t.text, t.idx, t.norm_, t.whitespace_) for t in theirs]
+
+
 def test_case_free_twins_give_the_same_findings(reader, texts):
     texts = texts + [t.upper() for t in texts[-5:]]
     fast = [reader._read(t, ON) for t in texts]
@@ -144,6 +159,33 @@ def test_required_substrings_hold_on_the_corpus(texts):
         for text in texts:
             for match in compiled.finditer(text):
                 assert any(s in match.group().casefold() for s in required), (pattern, match.group())
+
+
+def test_leading_words_hold_on_the_corpus(reader, texts):
+    """Every match of a regular expression with leading words (leading.py) begins with one of them."""
+    guarded = [(regex.pattern, regex.leading) for matcher in matchers(reader._nlp) for regex in matcher._regexes
+               if regex.leading]
+    assert len(guarded) > 50
+    assert leading_words(r"\b(?:bilateral|bilat|b/l)\.?\s+legs?") == ("b/l", "bilat", "bilateral")
+    assert leading_words(r"\bpains?\s+both") == ("pain",)
+    assert leading_words(r"\b(?:(?:reduced|less)\s+feeling|numb(?:ness)?)") == ("less", "numb", "reduced")
+    for unguarded in (r"\b(?:pain|x)\s", r"\bfoo|\bbar", r"(?:pain|ache)?\s+x", r"(?:(?:pain|ache)?\s+x|abc)", r"(?<!\w)pain", r"pa(?:in)", r"[p]ain"):
+        assert leading_words(unguarded) is None, unguarded
+    for pattern, words in guarded:
+        for text in texts:
+            for match in pattern.finditer(text):
+                assert match.group().casefold().startswith(words), (pattern.pattern, match.group())
+
+
+def test_leading_words_only_skip_work(reader, texts):
+    guarded = [reader._read(t, ON) for t in texts]
+    for matcher in matchers(reader._nlp):
+        matcher.leading = False
+    try:
+        assert [reader._read(t, ON) for t in texts] == guarded
+    finally:
+        for matcher in matchers(reader._nlp):
+            matcher.leading = True
 
 
 def test_required_substrings_only_skip_work(tmp_path, reader, texts):
