@@ -77,7 +77,9 @@ class TextReader:
         self._lock = threading.Lock()
         self._cache: OrderedDict[bytes, tuple[TextFinding, ...]] = OrderedDict()
         self._cache_size = cache_size
-        self._words = self.rules.trigger_words
+        # One Aho-Corasick pass for the prefilter's words instead of a substring test per word: an
+        # Observation's short text is checked against hundreds of words (records hold thousands).
+        self._prefilter = _automaton_of(self.rules.trigger_words)
         self._trigger_regex = self.rules.trigger_regex
         self._precedence = {name: rank for rank, name in enumerate(self.rules.precedence)}
         durations = self.rules.durations
@@ -113,10 +115,8 @@ class TextReader:
 
     def might_match(self, text: str) -> bool:
         """The keyword prefilter: False means no rule can match (the pipeline is skipped)."""
-        low = text.lower()
-        for word in self._words:
-            if word in low:
-                return True
+        if self._prefilter is not None and next(self._prefilter.iter(text.lower()), None) is not None:
+            return True
         return bool(self._trigger_regex and self._trigger_regex.search(text))
 
     # ------------------------------------------------------------------ internals
@@ -259,3 +259,17 @@ def default_reader() -> TextReader:
         if _DEFAULT is None:
             _DEFAULT = TextReader()
         return _DEFAULT
+
+
+def _automaton_of(words):
+    """An Aho-Corasick automaton (pyahocorasick) of the non-empty `words`, or None."""
+    import ahocorasick
+
+    words = sorted({w for w in words if w})
+    if not words:
+        return None
+    automaton = ahocorasick.Automaton()
+    for word in words:
+        automaton.add_word(word, word)
+    automaton.make_automaton()
+    return automaton
