@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
@@ -32,6 +30,7 @@ from cds_service.gather.fhir_client import (
     FhirClient,
     FhirFetchError,
 )
+from cds_service.gather.parallel import fetch_in_parallel
 
 NOTES_KEY = "clinicalNotes"
 MAX_ATTACHMENTS = 20
@@ -124,25 +123,10 @@ def gather_attachments(gathered, make_client: Callable[[], FhirClient] | None, d
     if len(wanted) > MAX_ATTACHMENTS:
         gathered.mark_incomplete(NOTES_KEY, "entry-cap")
         wanted = wanted[:MAX_ATTACHMENTS]
-    clients: list[FhirClient] = []
-
-    def run(url: str) -> Attachment:
-        client = make_client()
-        clients.append(client)
-        return fetch_binary(client, url)
-
-    pool = ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(wanted)), thread_name_prefix="gather-note")
-    try:
-        futures = {url: pool.submit(run, url) for url, _ in wanted}
-        wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()) + 0.05)
-        for url, future in futures.items():
-            if not future.done():
-                gathered.mark_incomplete(NOTES_KEY, "budget")
-                continue
-            try:
-                gathered.attachments[url] = future.result()
-            except FhirFetchError as error:
-                gathered.mark_incomplete(NOTES_KEY, error.kind)
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-    gathered.requests += sum(c.requests for c in clients)
+    urls = [url for url, _ in wanted]
+    results, failures, requests = fetch_in_parallel(urls, fetch_binary, make_client, deadline, MAX_PARALLEL,
+                                                    "gather-note")
+    gathered.attachments.update(results)
+    for kind in failures.values():
+        gathered.mark_incomplete(NOTES_KEY, kind)
+    gathered.requests += requests

@@ -20,13 +20,12 @@ reference carries a `display`: then the display names the medicine and the read 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from cds_service.gather.fhir_client import FhirClient, FhirFetchError
+from cds_service.gather.parallel import fetch_in_parallel
 
 MEDICATION_RECORD_TYPES = frozenset({"MedicationRequest", "MedicationStatement"})
 # The keys that hold medication records and their `_include`d Medications (a value of another
@@ -141,30 +140,18 @@ def gather_medications(gathered, make_client: Callable[[], FhirClient] | None, d
         if not display:
             gathered.mark_incomplete(key, "entry-cap")
     to_read = to_read[:MAX_MEDICATIONS]
-    clients: list[FhirClient] = []
+    results, failures, requests = fetch_in_parallel(to_read, _read_medication, make_client, deadline,
+                                                    MAX_PARALLEL, "gather-med")
+    for key, ref_key, display in to_read:
+        if (key, ref_key, display) in results:
+            gathered.medications[ref_key] = results[(key, ref_key, display)]
+        elif not display:
+            gathered.mark_incomplete(key, failures[(key, ref_key, display)])
+    gathered.requests += requests
 
-    def run(ref_key: str) -> dict:
-        client = make_client()
-        clients.append(client)
-        body = client.get_json(client.base_url.rstrip("/") + "/Medication/" + quote(ref_key.split("/", 1)[1], safe=""))
-        if body.get("resourceType") != "Medication":
-            raise FhirFetchError("answer is not a Medication", kind="unreadable")
-        return body
 
-    pool = ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(to_read)), thread_name_prefix="gather-med")
-    try:
-        futures = {(key, ref_key, display): pool.submit(run, ref_key) for key, ref_key, display in to_read}
-        wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()) + 0.05)
-        for (key, ref_key, display), future in futures.items():
-            if not future.done():
-                if not display:
-                    gathered.mark_incomplete(key, "budget")
-                continue
-            try:
-                gathered.medications[ref_key] = future.result()
-            except FhirFetchError as error:
-                if not display:
-                    gathered.mark_incomplete(key, error.kind)
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-    gathered.requests += sum(c.requests for c in clients)
+def _read_medication(client: FhirClient, wanted: tuple[str, str, bool]) -> dict:
+    body = client.get_json(client.base_url.rstrip("/") + "/Medication/" + quote(wanted[1].split("/", 1)[1], safe=""))
+    if body.get("resourceType") != "Medication":
+        raise FhirFetchError("answer is not a Medication", kind="unreadable")
+    return body
