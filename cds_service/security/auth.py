@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import jwt
 from flask import Flask, current_app, g, request
@@ -36,7 +37,12 @@ from cds_service.security.issuers import (  # noqa: F401 -- TrustConfigError: re
     trusted_issuers,
 )
 from cds_service.security.jwks import RemoteKeySets
-from cds_service.security.replay import ReplayStoreError, ReplayUnknown, create_replay_store
+from cds_service.security.replay import (
+    ReplayStoreError,
+    ReplayUnknown,
+    create_replay_store,
+    request_fingerprint,
+)
 
 log = get_logger("auth")
 
@@ -91,8 +97,11 @@ class Authenticator:
     def _log_jwks_error(issuer: str, url: str, reason: str) -> None:
         log_event(log, "key set fetch failed", logging.WARNING, iss=issuer, url=url, reason=reason)
 
-    def authenticate(self, authorization: str | None, audiences: list[str]) -> dict:
-        """Verified claims of the bearer JWT in `authorization`; AuthFailure otherwise."""
+    def authenticate(self, authorization: str | None, audiences: list[str],
+                     fingerprint: Callable[[], str] | None = None) -> dict:
+        """Verified claims of the bearer JWT in `authorization`; AuthFailure otherwise.
+        `fingerprint` names the request (`replay.request_fingerprint`), read only once the token
+        is verified: a resend of the same request may reuse an unanswered jti (`replay`)."""
         token = _bearer_token(authorization)
         header, unverified = _unverified_parts(token)
         alg, kid = _checked_header(header)
@@ -102,7 +111,7 @@ class Authenticator:
             raise AuthFailure("unknown kid")
         claims = self._verified_claims(token, _verification_key(jwk, alg), alg)
         _check_claims(claims, issuer, audiences)
-        self._check_first_use(issuer, claims)
+        self._check_first_use(issuer, claims, fingerprint)
         return claims
 
     def _trusted_issuer(self, unverified: dict, jku) -> TrustedIssuer:
@@ -136,7 +145,8 @@ class Authenticator:
         except jwt.InvalidTokenError as error:
             raise AuthFailure(f"invalid token ({type(error).__name__})") from None
 
-    def _check_first_use(self, issuer: TrustedIssuer, claims: dict) -> None:
+    def _check_first_use(self, issuer: TrustedIssuer, claims: dict,
+                         fingerprint: Callable[[], str] | None = None) -> None:
         """The token's lifetime is bounded and its `jti` has never been seen (fail closed)."""
         remaining = float(claims["exp"]) - time.time()
         if remaining > MAX_TOKEN_LIFETIME_SECONDS + self.leeway:
@@ -144,7 +154,8 @@ class Authenticator:
         # Remember the jti until the token could no longer be accepted anyway.
         ttl = int(remaining) + self.leeway + 1
         try:  # (PyJWT checked that iat is a number)
-            first = self.replay_store.first_use(issuer.iss, claims["jti"], ttl, float(claims["iat"]))
+            first = self.replay_store.first_use(issuer.iss, claims["jti"], ttl, float(claims["iat"]),
+                                                fingerprint() if fingerprint else None)
         except ReplayUnknown as error:
             raise AuthFailure(f"jti cannot be checked: {error}") from None
         except ReplayStoreError as error:
@@ -283,7 +294,7 @@ def init_app(app: Flask) -> None:
             return None
         try:  # (the request's clock started before this check: app.start_timer)
             claims = authenticator.authenticate(
-                request.headers.get("Authorization"), expected_audiences(request.path)
+                request.headers.get("Authorization"), expected_audiences(request.path), _fingerprint
             )
         except AuthFailure as failure:
             # The route, not the raw path: nothing the caller typed reaches the log.
@@ -295,6 +306,29 @@ def init_app(app: Flask) -> None:
             metrics.jwt_refused(str(failure))  # by a fixed reason label, never the token or iss
             raise CdsError("LCDS-1401") from None
         g.client_iss = claims["iss"]
+        g.client_jti = claims["jti"]
         if isinstance(claims.get("tenant"), str):
             g.client_tenant = claims["tenant"][:MAX_ID_CHARS]
         return None
+
+    @app.after_request
+    def mark_token_answered(response):
+        """Once the answer is handed to the server, the token's call counts as answered: a resend
+        of it is then a replay (`replay`), whatever became of the process."""
+        if g.get("client_jti") is not None:
+            response.call_on_close(lambda iss=g.client_iss, jti=g.client_jti: _complete(authenticator, iss, jti))
+        return response
+
+
+def _fingerprint() -> str:
+    """The request as the replay store compares resends (the body is kept for the view)."""
+    return request_fingerprint(request.method, request.path, request.get_data(cache=True))
+
+
+def _complete(authenticator: Authenticator, iss: str, jti: str) -> None:
+    try:
+        authenticator.replay_store.complete(iss, jti)
+    except ReplayStoreError as error:
+        # The call stays unanswered in the store: a resend is still refused while its process
+        # lives, so this fails closed; it is logged, as the store is unwell.
+        log_event(log, "replay store: answer not marked", logging.WARNING, reason=str(error))

@@ -46,11 +46,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def nginx_conf(folder: Path, port: int, replica_ports: list[int], can_resolve: bool) -> Path:
+def nginx_conf(folder: Path, port: int, replica_ports: list[int], can_resolve: bool,
+               backup_ports: tuple[int, ...] = ()) -> Path:
+    """deploy/nginx.conf for loopback; `backup_ports` are replicas nginx sends to only when the
+    others fail (a test that must know which replica a call reaches first)."""
     text = NGINX_CONF.read_text()
     server = re.search(r"(?m)^(\s*)server app:8080 ([^;]*);", text)
     parameters = server.group(2) if can_resolve else server.group(2).replace(" resolve", "")
-    servers = "".join(f"{server.group(1)}server 127.0.0.1:{p} {parameters};\n" for p in replica_ports)
+    servers = "".join(f"{server.group(1)}server 127.0.0.1:{p} {parameters}{' backup' * (p in backup_ports)};\n"
+                      for p in replica_ports)
     text = text[:server.start()] + servers.rstrip("\n") + text[server.end():]
     for temp in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (folder / temp).mkdir(parents=True, exist_ok=True)
