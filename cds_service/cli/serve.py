@@ -47,6 +47,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from cds_service.config import SettingsError, load_settings
     from cds_service.logs import ONCE_ENV, configure_logging
+    from cds_service.web.rolling import READY_ENV
 
     try:
         settings = load_settings()
@@ -63,10 +64,11 @@ def serve(args: argparse.Namespace) -> int:
                      f"({error.strerror}); set PROMETHEUS_MULTIPROC_DIR or TMPDIR to a writable folder")
     master = os.getpid()
     try:
-        for name in ("metrics", "once"):
+        for name in ("metrics", "once", "ready"):
             os.mkdir(os.path.join(instance, name))
         os.environ[MULTIPROC_ENV] = os.path.join(instance, "metrics")
         os.environ[ONCE_ENV] = os.path.join(instance, "once")
+        os.environ[READY_ENV] = os.path.join(instance, "ready")  # web/rolling.py: workers say "ready"
         problem = preflight(args, settings)
         if problem:
             return fail("serve", problem)
@@ -102,10 +104,18 @@ def _log_serving(arbiter, args: argparse.Namespace) -> None:
                   workers=args.workers, threads=args.threads)
 
 
+def _worker_exited(pid: int) -> None:
+    from cds_service import metrics
+    from cds_service.web.rolling import forget
+
+    metrics.worker_exited(pid)
+    forget(pid)
+
+
 def _gunicorn(args: argparse.Namespace, host: str, port: int, settings: dict):
     from gunicorn.app.base import BaseApplication
 
-    from cds_service import metrics
+    from cds_service.web.rolling import RollingArbiter
     from cds_service.web.serving import logger_class, worker_class
 
     class Server(BaseApplication):
@@ -122,12 +132,21 @@ def _gunicorn(args: argparse.Namespace, host: str, port: int, settings: dict):
             self.cfg.set("accesslog", None)  # our structured request log replaces it
             self.cfg.set("logger_class", logger_class())  # gunicorn's own lines as JSON lines
             self.cfg.set("loglevel", settings["LOG_LEVEL"].lower())
-            self.cfg.set("child_exit", lambda _arbiter, worker: metrics.worker_exited(worker.pid))
+            self.cfg.set("child_exit", lambda _arbiter, worker: _worker_exited(worker.pid))
             self.cfg.set("when_ready", lambda arbiter: _log_serving(arbiter, args))
             if "control_socket_disable" in self.cfg.settings:
                 # gunicorn >= 24 opens a control socket at one path per user ($HOME/.gunicorn):
                 # instances would clobber each other's. Nothing here uses it: off.
                 self.cfg.set("control_socket_disable", True)
+
+        def run(self):
+            # gunicorn's own run() with the arbiter that keeps old workers through a SIGHUP
+            # until the new ones serve (web/rolling.py).
+            try:
+                RollingArbiter(self).run()
+            except RuntimeError as error:
+                print(f"\nError: {error}\n", file=sys.stderr)
+                sys.exit(1)
 
         def load(self):
             from cds_service.app import create_app

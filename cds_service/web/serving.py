@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import os
 import socket
 import sys
 import time
@@ -28,6 +29,7 @@ import orjson
 
 from cds_service.hooks.errors import CdsError
 from cds_service.logs import JsonLineFormatter, RedactingFilter, get_logger, log_event
+from cds_service.web.rolling import mark_ready
 
 log = get_logger("serving")
 RECEIVED_AT = "lumbar_cds.received_at"  # environ key: perf_counter() when the request arrived
@@ -198,16 +200,31 @@ else:
                          "access_log": False}
 
         def init_process(self) -> None:
-            # reuse_port (`lumbar-cds serve --reuse-port`): besides the listener all workers share,
-            # each worker listens on a socket of its own on the same address (SO_REUSEPORT), so the
-            # kernel spreads new connections over the workers instead of the first one awake
-            # taking them all (an EHR's few pooled keep-alive connections on one worker).
+            # reuse_port (`lumbar-cds serve --reuse-port`): each worker listens on a socket of its
+            # own on the same address (SO_REUSEPORT), so the kernel spreads new connections over
+            # the workers instead of the first one awake taking them all (an EHR's few pooled
+            # keep-alive connections on one worker). gunicorn (>= 23) opens these sockets in the
+            # worker already listening, before the app is built: a booting worker (a start, a
+            # SIGHUP) would be given connections it answers only seconds later. They are swapped
+            # at once for sockets bound but not listening; uvicorn listens once the app is built.
             if self.cfg.reuse_port:
-                self.sockets = [*self.sockets, *own_listeners(self.sockets)]
+                booting = list(self.sockets)
+                self.sockets = own_listeners(booting)
+                for listener in booting:
+                    listener.close()
             super().init_process()
+
+        async def callback_notify(self) -> None:
+            # uvicorn's first tick, once the app is built and this worker listens: say "ready"
+            # to the master, which stops the old workers of a SIGHUP only then (web/rolling.py).
+            await super().callback_notify()
+            if not self.said_ready:
+                self.said_ready = True
+                mark_ready(os.getpid())
 
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
+            self.said_ready = False
             self.config.limit_concurrency = self.cfg.worker_connections
             # UvicornWorker hands uvicorn's loggers gunicorn's handler list: its errors go to the
             # root's JSON handler instead; no access lines (our request log replaces them).
@@ -219,9 +236,9 @@ else:
 
 def own_listeners(shared: list) -> list[socket.socket]:
     """A socket of this process for each TCP listener in `shared` (same address, SO_REUSEPORT;
-    the shared ones must have it too: gunicorn's `reuse_port`). Bound, not yet listening: the
-    event loop listens when uvicorn starts serving, once the app is built, so the kernel gives
-    this worker no connection while it boots (its siblings take them)."""
+    the others on the address must have it too: gunicorn's `reuse_port`). Bound, not yet
+    listening: the event loop listens when uvicorn starts serving, once the app is built, so the
+    kernel gives this worker no connection while it boots (its siblings take them)."""
     mine = []
     for listener in shared:
         if listener.family not in (socket.AF_INET, socket.AF_INET6):

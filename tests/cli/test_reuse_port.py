@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 
 from .served import Served
 
@@ -28,6 +29,20 @@ def pids_serving(served: Served, connections: int) -> set[int]:
     return pids
 
 
+def wait_for_workers(served: Served, workers: int) -> None:
+    """Until `workers` workers have built the app (a booting worker does not listen yet)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        warmed = {json.loads(line)["pid"] for line in served.stderr.splitlines()
+                  if line.startswith("{") and '"event":"worker warmed"' in line}
+        if len(warmed) >= workers:
+            time.sleep(0.5)  # from warmed to listening
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{workers} workers did not start")
+
+
 def test_connections_are_spread_over_both_workers(tmp_path):
     with Served(tmp_path, env={"CDS_LOG_LEVEL": "INFO"}, workers=2) as served:
+        wait_for_workers(served, 2)
         assert len(pids_serving(served, 24)) == 2
