@@ -8,6 +8,7 @@ the elements the pathway reads.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import threading
@@ -63,8 +64,11 @@ _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 
 def parse_date(value: Any) -> date | None:
     """FHIR date/dateTime/instant -> the calendar date as written; partial dates -> first day."""
-    if not isinstance(value, str):
-        return None
+    return _date_of(value) if isinstance(value, str) else None
+
+
+@functools.lru_cache(maxsize=16384)  # a record's times repeat (one per encounter), and so do the calls
+def _date_of(value: str) -> date | None:
     match = _DATE.match(value.strip())
     if not match:
         return None
