@@ -106,13 +106,14 @@ def shape_problem(value: Any, resource_type: str | None) -> str | None:
     links = value.get("link", [])
     if not isinstance(links, list):
         return "link is not a list"
+    allowed = {resource_type, "OperationOutcome", "Bundle", *INCLUDED_TYPES.get(resource_type or "", ())}
     for entry in entries:
         resource = entry.get("resource") if isinstance(entry, dict) else None
-        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+        kind = resource.get("resourceType") if isinstance(resource, dict) else None
+        if not isinstance(kind, str):
             return "an entry holds no resource"
-        allowed = (resource_type, "OperationOutcome", "Bundle", *INCLUDED_TYPES.get(resource_type or "", ()))
-        if resource_type and resource["resourceType"] not in allowed:
-            return f"an entry is a {resource['resourceType'][:40]}, not a {resource_type}"
+        if resource_type and kind not in allowed:
+            return f"an entry is a {kind[:40]}, not a {resource_type}"
     if resource_type == "Patient" and not any(
         isinstance(e, dict) and isinstance(e.get("resource"), dict) and e["resource"].get("resourceType") == "Patient"
         for e in entries

@@ -8,11 +8,16 @@ the elements the pathway reads.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
+import orjson
 from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.documentreference import DocumentReference
@@ -59,8 +64,11 @@ _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 
 def parse_date(value: Any) -> date | None:
     """FHIR date/dateTime/instant -> the calendar date as written; partial dates -> first day."""
-    if not isinstance(value, str):
-        return None
+    return _date_of(value) if isinstance(value, str) else None
+
+
+@functools.lru_cache(maxsize=16384)  # a record's times repeat (one per encounter), and so do the calls
+def _date_of(value: str) -> date | None:
     match = _DATE.match(value.strip())
     if not match:
         return None
@@ -171,7 +179,46 @@ def one_per_valueset(matches):
 
 
 
-def validate(model, resource: dict) -> None:
+def validate(model, resource: dict, whole: bool = False) -> None:
     """Validate a selected resource with its fhir.resources R4B model, on the elements the
-    pathway reads (UNREAD_ELEMENTS left out); raises when they are malformed."""
-    model.model_validate({k: v for k, v in resource.items() if k not in UNREAD_ELEMENTS})
+    pathway reads (UNREAD_ELEMENTS left out; all of them with `whole`); raises when they are
+    malformed. A content already found valid is not validated again (`_VALID`)."""
+    elements = resource if whole else {k: v for k, v in resource.items() if k not in UNREAD_ELEMENTS}
+    try:
+        key = hashlib.sha256(model.__name__.encode() + b"\x00" + orjson.dumps(elements)).digest()
+    except (TypeError, ValueError):  # not JSON-serialisable: validated every time (it fails anyway)
+        key = None
+    if key is not None and _VALID.seen(key):
+        return
+    model.model_validate(elements)
+    if key is not None:
+        _VALID.add(key)
+
+
+class _ValidContents:
+    """The hashes (sha256 of model name and JSON) of the contents found valid, least recently
+    used dropped first. The verdict is a function of the content alone, and an EHR fires the
+    same patient's hook again and again (order-select on each selection, then order-sign) with
+    the same records: each is validated once per process (0.1-0.2 ms each), not once per call.
+    An invalid content is not remembered: validated again, it raises again."""
+
+    def __init__(self, size: int):
+        self._size = size
+        self._keys: OrderedDict[bytes, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def seen(self, key: bytes) -> bool:
+        with self._lock:
+            if key in self._keys:
+                self._keys.move_to_end(key)
+                return True
+            return False
+
+    def add(self, key: bytes) -> None:
+        with self._lock:
+            self._keys[key] = None
+            if len(self._keys) > self._size:
+                self._keys.popitem(last=False)
+
+
+_VALID = _ValidContents(8192)  # 32-byte keys: under 1 MB

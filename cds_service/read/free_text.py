@@ -75,6 +75,14 @@ def read_source(ctx: Any, source: TextSource, texts: list[str]) -> list:
     return found
 
 
+def might_say(ctx: Any, texts: list[str]) -> bool:
+    """False when `read_source` would find nothing in `texts` for sure (the reader's prefilter):
+    a caller skips what it would have prepared for the read (dates, sources)."""
+    reader = ctx.text_reader
+    return reader is not None and any(
+        isinstance(text, str) and text.strip() and reader.might_match(text) for text in texts)
+
+
 def texts_of_notes(resource: dict) -> list[str]:
     return [n["text"] for n in resource.get("note") or [] if isinstance(n, dict) and isinstance(n.get("text"), str)]
 

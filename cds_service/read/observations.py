@@ -20,7 +20,13 @@ from cds_service.read.fhir import (
     first_date,
     one_per_valueset,
 )
-from cds_service.read.free_text import TextSource, apply_findings, read_source, texts_of_notes
+from cds_service.read.free_text import (
+    TextSource,
+    apply_findings,
+    might_say,
+    read_source,
+    texts_of_notes,
+)
 from cds_service.read.inputs import Evidence, Measurement
 from cds_service.read.valuesets import Entry
 
@@ -82,7 +88,7 @@ def _text_observation(ctx: ReadContext, resource: dict, full_url: str | None) ->
     if ctx.text_reader is None or resource.get("status") in IGNORED_OBSERVATION_STATUS:
         return
     texts = observation_texts(resource, with_code_text=True)
-    if not texts:
+    if not might_say(ctx, texts):  # most Observations: a name ("Heart rate") and a number
         return
     when = first_date(resource, "effectiveDateTime", "effectivePeriod.start", "effectiveInstant", "issued")
     found = read_source(ctx, TextSource("", "Observation", when, "observation text"), texts)

@@ -18,7 +18,7 @@ from typing import Any
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
 from cds_service.read.context import ReadContext
-from cds_service.read.fhir import codings, concepts_of, iter_resources, parse_date, ref_of
+from cds_service.read.fhir import codings, concepts_of, iter_resources, parse_date, ref_of, validate
 from cds_service.read.free_text import (
     TextSource,
     affirms_episode,
@@ -48,7 +48,7 @@ def read_orders(ctx: ReadContext) -> tuple[list[ImagingOrder], list[tuple[str, d
         if ctx.is_other_patient(resource):
             continue
         try:
-            ServiceRequest.model_validate(resource)
+            validate(ServiceRequest, resource, whole=True)
         except Exception:
             skipped.append(ref)
             continue

@@ -22,13 +22,18 @@ def new_uuid() -> str:
 
 
 def prune(value: Any) -> Any:
-    """Drop nulls and empty strings, arrays and objects, recursively (FHIR forbids them)."""
+    """Drop nulls and empty strings, arrays and objects, recursively (FHIR forbids them); one
+    pass, each value pruned then kept or dropped (every card goes through it)."""
     if isinstance(value, dict):
-        cleaned = {k: prune(v) for k, v in value.items()}
-        return {k: v for k, v in cleaned.items() if not is_empty(v)}
+        kept = {}
+        for key, item in value.items():
+            item = prune(item) if isinstance(item, (dict, list)) else item
+            if not is_empty(item):
+                kept[key] = item
+        return kept
     if isinstance(value, list):
-        cleaned = [prune(v) for v in value]
-        return [v for v in cleaned if not is_empty(v)]
+        items = (prune(item) if isinstance(item, (dict, list)) else item for item in value)
+        return [item for item in items if not is_empty(item)]
     return value
 
 

@@ -50,6 +50,15 @@ def test_ingredients_and_brands_are_recognised_by_name(text, ingredient):
     assert names(text) == [ingredient]
 
 
+def test_the_names_of_a_text_are_found_the_same_when_remembered():
+    text = "Naproxen sodium 220 MG Oral Tablet and Percocet"
+    first = VOCABULARY.by_name([text])
+    assert text in VOCABULARY._named_in
+    again = VOCABULARY.by_name([text.upper(), text])
+    assert [(m.ingredient.name, m.word) for m in first] == [("naproxen", "Naproxen"), ("acetaminophen", "Percocet")]
+    assert [(m.ingredient.name, m.word) for m in again] == [("naproxen", "NAPROXEN"), ("acetaminophen", "PERCOCET")]
+
+
 @pytest.mark.parametrize("text", [
     "methylprednisolone 4 mg",  # not prednisolone inside it
     "hydrocortisone 10 mg",  # not cortisone inside it

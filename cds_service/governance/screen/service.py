@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, insert, select, update
+from sqlalchemy import Engine, and_, bindparam, insert, select, update
 
 from cds_service.governance.store import naive_utc, patient_hash
 from cds_service.governance.store.screen_table import screen
@@ -26,6 +26,20 @@ from cds_service.security.handles import HandleSigner
 
 log = get_logger("screen")
 PAUSE_SECONDS = 30.0
+
+# The hook path's statements, built once: each call only binds its values. The patient's
+# completed screens are read through the index on (patient_hash, completed_at) (migration 0006).
+_c = screen.c
+_ATTESTED = (select(_c.response, _c.completed_at)
+             .where(_c.patient_hash == bindparam("key"), _c.completed_at >= bindparam("since"))
+             .order_by(_c.completed_at))
+_PENDING = select(_c.id, _c.order_reference, _c.offered_topic, _c.offered_rating).where(
+    _c.patient_hash == bindparam("key"), _c.order_reference.in_(bindparam("orders", expanding=True)),
+    _c.completed_at.is_not(None), _c.used_at.is_(None))
+_MARK_USED = update(screen).where(_c.id == bindparam("screen_id")).values(
+    used_at=bindparam("new_used_at"), used_topic=bindparam("new_topic"), used_rating=bindparam("new_rating"),
+    changed=bindparam("new_changed"))
+_OFFER = insert(screen)
 
 
 class ScreenService:
@@ -55,14 +69,10 @@ class ScreenService:
         """The patient's screens completed within SCREEN_KEEP_DAYS, merged (the latest answer wins)."""
         if not self._available():
             return None
-        key = self.patient_key(request.patient_id)
-        c = screen.c
-        query = (select(c.response, c.completed_at)
-                 .where(c.patient_hash == key, c.completed_at >= naive_utc(now - self.keep))
-                 .order_by(c.completed_at))
+        values = {"key": self.patient_key(request.patient_id), "since": naive_utc(now - self.keep)}
         try:
             with self.engine.connect() as connection:
-                rows = connection.execute(query).all()
+                rows = connection.execute(_ATTESTED, values).all()
         except Exception as error:  # the store is down: decide on the record alone
             self._failed("screen answers unavailable", error)
             return None
@@ -75,43 +85,54 @@ class ScreenService:
         return merge(screens)
 
     def after_call(self, request, result, now: datetime, url_root: str) -> None:
-        """Mark completed screens used by this decision; store each offer and link it on its card."""
-        if not self._available():
+        """Mark completed screens used by this decision and store each offer, in one transaction;
+        once it is committed, link each offer on its card (a link is never shown for a screen the
+        store does not hold)."""
+        offers = [] if self.silent else result.screen_offers
+        if not self._available() or (result.screen_use is None and not offers):
             return
         try:
-            if result.screen_use is not None:
-                self._mark_used(request, result, now)
-            for offer in [] if self.silent else result.screen_offers:
-                session_id = self.signer.new_session_id()
-                row = {
-                    "id": session_id, "created_at": naive_utc(now),
-                    "expires_at": naive_utc(now + timedelta(seconds=self.signer.lifetime)),
-                    "service_id": request.service_id[:64], "patient_hash": self.patient_key(request.patient_id),
-                    "user_reference": (request.user_id or "")[:256] or None,
-                    "order_reference": offer.order_reference[:256],
-                    "offered_topic": offer.topic, "offered_rating": offer.rating, "page": offer.page,
-                }
-                with self.engine.begin() as connection:
-                    connection.execute(insert(screen).values(row))
-                base = self.base_url or url_root.rstrip("/")
-                handle = self.signer.issue(session_id)
+            key = self.patient_key(request.patient_id)
+            rows = [self._offer_row(request, offer, key, now) for offer in offers]
+            with self.engine.begin() as connection:
+                if result.screen_use is not None:
+                    self._mark_used(connection, key, result, now)
+                if rows:
+                    connection.execute(_OFFER, rows)
+            base = self.base_url or url_root.rstrip("/")
+            for offer, row in zip(offers, rows, strict=True):
+                handle = self.signer.issue(row["id"])
                 offer.add_link(f"{base}/screen/{handle}", self.smart_launch_url, handle)
         except Exception as error:  # never fail the hook call for the screen
             self._failed("screen not offered", error)
 
-    def _mark_used(self, request, result, now: datetime) -> None:
-        key = self.patient_key(request.patient_id)
-        c = screen.c
-        with self.engine.begin() as connection:
-            for judgement in result.judgements:
-                pending = connection.execute(select(c.id, c.offered_topic, c.offered_rating).where(
-                    c.patient_hash == key, c.order_reference == judgement.order_reference[:256],
-                    c.completed_at.is_not(None), c.used_at.is_(None))).all()
-                for row in pending:
-                    changed = (row.offered_topic, row.offered_rating) != (judgement.topic, judgement.rating)
-                    connection.execute(update(screen).where(c.id == row.id).values(
-                        used_at=naive_utc(now), used_topic=judgement.topic, used_rating=judgement.rating,
-                        changed=changed))
+    def _offer_row(self, request, offer, key: str, now: datetime) -> dict:
+        """The stored session of one offer: what its page needs, keyed by a random session id."""
+        return {
+            "id": self.signer.new_session_id(), "created_at": naive_utc(now),
+            "expires_at": naive_utc(now + timedelta(seconds=self.signer.lifetime)),
+            "service_id": request.service_id[:64], "patient_hash": key,
+            "user_reference": (request.user_id or "")[:256] or None,
+            "order_reference": offer.order_reference[:256],
+            "offered_topic": offer.topic, "offered_rating": offer.rating, "page": offer.page,
+        }
+
+    @staticmethod
+    def _mark_used(connection, key: str, result, now: datetime) -> None:
+        """The patient's completed, unused screens of the judged orders: used by this decision
+        (the first judgement of an order, as the report counts it)."""
+        decided: dict[str, object] = {}
+        for judgement in result.judgements:
+            decided.setdefault(judgement.order_reference[:256], judgement)
+        if not decided:
+            return
+        pending = connection.execute(_PENDING, {"key": key, "orders": list(decided)}).all()
+        for row in pending:
+            judgement = decided[row.order_reference]
+            changed = (row.offered_topic, row.offered_rating) != (judgement.topic, judgement.rating)
+            connection.execute(_MARK_USED, {"screen_id": row.id, "new_used_at": naive_utc(now),
+                                            "new_topic": judgement.topic, "new_rating": judgement.rating,
+                                            "new_changed": changed})
 
     # --- the page ---------------------------------------------------------------------------------
 

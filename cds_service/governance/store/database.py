@@ -51,8 +51,14 @@ def create_store_engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no branch
             # WAL: gunicorn workers write the same file while the dashboard reads it.
+            # synchronous=NORMAL (in WAL mode): a commit is in the kernel's hands, not fsync'd
+            # (that is done at each checkpoint), so a commit survives kill -9 of the process,
+            # and a power cut may lose the last moments, as with the spool file (spool.py). FULL
+            # would fsync every commit: milliseconds for each hook call that offers a red-flag
+            # screen (its row is committed before the card leaves) and for each writer batch.
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=15000")
             cursor.close()
 

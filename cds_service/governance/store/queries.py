@@ -38,6 +38,14 @@ class FeedbackCounts:
                 "duplicates": self.duplicates, "orphans": self.orphans}
 
 
+# INSERT ... ON CONFLICT DO NOTHING on the judgement's key, built once per dialect (the writer
+# inserts a batch after each call when calls are few).
+_UPSERTS = {
+    module.dialect.name: module.insert(judgement).on_conflict_do_nothing(index_elements=list(JUDGEMENT_KEY))
+    for module in (postgresql, sqlite)
+}
+
+
 class Store:
     """The governance database behind one engine."""
 
@@ -52,11 +60,8 @@ class Store:
         if not rows:
             return
         with self.engine.begin() as connection:
-            dialect = connection.dialect.name
-            if dialect in ("postgresql", "sqlite"):
-                module = postgresql if dialect == "postgresql" else sqlite
-                statement = module.insert(judgement).on_conflict_do_nothing(index_elements=list(JUDGEMENT_KEY))
-                connection.execute(statement, rows)
+            if connection.dialect.name in _UPSERTS:
+                connection.execute(_UPSERTS[connection.dialect.name], rows)
                 return
             for row in rows:  # other back ends: check, then insert (the unique key still guards races)
                 if not connection.scalar(select(func.count()).where(

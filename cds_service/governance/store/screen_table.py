@@ -10,7 +10,7 @@ completed, and how often they changed the decision (docs/clinical-specification.
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, String, Table
+from sqlalchemy import JSON, Boolean, Column, DateTime, Index, String, Table
 
 from cds_service.governance.store.schema import metadata
 
@@ -21,7 +21,7 @@ screen = Table(
     Column("created_at", DateTime(timezone=False), nullable=False, index=True),  # UTC
     Column("expires_at", DateTime(timezone=False), nullable=False),
     Column("service_id", String(64), nullable=False),
-    Column("patient_hash", String(64), nullable=False, index=True),  # as in lcds_judgement
+    Column("patient_hash", String(64), nullable=False),  # as in lcds_judgement
     Column("user_reference", String(256)),  # the hook's userId (Practitioner/...), not a patient id
     Column("order_reference", String(256), nullable=False),
     Column("offered_topic", String(64)),
@@ -33,4 +33,7 @@ screen = Table(
     Column("used_topic", String(64)),
     Column("used_rating", String(32)),
     Column("changed", Boolean),  # the decision (topic or rating) differs from the one offered on
+    # Every hook call reads the patient's completed screens: through this index it reads those
+    # alone, not every screen ever offered to the patient (migration 0006).
+    Index("ix_lcds_screen_patient_completed", "patient_hash", "completed_at"),
 )

@@ -210,7 +210,8 @@ class Spool:
             self._rewrite()
 
     def _rewrite(self) -> None:
-        """Make the file hold exactly the rows still waiting (in place: the lock stays held)."""
+        """Make the file hold exactly the rows still waiting (in place: the lock stays held); emptied,
+        not fsync'd: the next answer's append would wait for it (kill -9 needs the kernel alone)."""
         self._taken_since_rewrite = 0
         if self._file is None and not self._rows and not self._in_flight:
             return
@@ -218,11 +219,14 @@ class Spool:
             return
         try:
             data = b"".join(self._live_lines())
+            if not data and self._file_bytes == 0:
+                return  # already empty
             self._file.seek(0)
             self._file.truncate()
             self._file.write(data)
             self._file.flush()
-            os.fsync(self._file.fileno())
+            if data:  # emptied (after each commit) needs no fsync: rows a power cut kept are in the store
+                os.fsync(self._file.fileno())
             self._file_bytes = len(data)
         except OSError as error:
             log_event(log, "governance spool rewrite failed", 40, exception=type(error).__name__)

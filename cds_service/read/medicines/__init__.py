@@ -22,6 +22,7 @@ not systemic (for a product recognised by its code, the RxNorm name of the produ
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -41,6 +42,10 @@ RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 RXNORM_ALIASES = frozenset({RXNORM, "urn:oid:2.16.840.1.113883.6.88"})
 # Medicine names are short; a longer text is cut before any pattern sees it (bounded work).
 MAX_TEXT_CHARS = 400
+# The names found in a text, remembered for this many texts: a record repeats its medicines'
+# names (refills), and so does each call for a patient; the name pattern (every name of the
+# vocabulary, one alternation) was most of reading a medication record.
+NAMED_TEXTS = 4096  # of at most MAX_TEXT_CHARS: under 2 MB
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,8 @@ class MedicineVocabulary:
         self._remedy, self._remedy_groups = re.compile(remedies.pattern, re.IGNORECASE), frozenset(remedies.groups)
         self._oral_despite = (re.compile("|".join(f"(?:{p.pattern})" for p in forms.oral_despite), re.IGNORECASE)
                               if forms.oral_despite else None)
+        self._named_in: dict[str, tuple[tuple[Ingredient, str], ...]] = {}  # text -> names (insertion order)
+        self._named_lock = threading.Lock()
 
     @property
     def ingredients(self) -> list[Ingredient]:
@@ -114,11 +121,22 @@ class MedicineVocabulary:
         for text in texts:
             if not isinstance(text, str) or not text.strip():
                 continue
-            for match in self._names.finditer(text[:MAX_TEXT_CHARS]):
-                ingredient = self._by_name[" ".join(match.group(1).lower().split())]
+            for ingredient, word in self._names_of(text[:MAX_TEXT_CHARS]):
                 if ingredient.name not in found:
-                    found[ingredient.name] = self._match(ingredient, "name", word=match.group(1))
+                    found[ingredient.name] = self._match(ingredient, "name", word=word)
         return list(found.values())
+
+    def _names_of(self, text: str) -> tuple[tuple[Ingredient, str], ...]:
+        """(ingredient, word as written) of each name in `text`, in order; remembered (NAMED_TEXTS)."""
+        named = self._named_in.get(text)
+        if named is None:
+            named = tuple((self._by_name[" ".join(m.group(1).lower().split())], m.group(1))
+                          for m in self._names.finditer(text))
+            with self._named_lock:
+                if len(self._named_in) >= NAMED_TEXTS:
+                    del self._named_in[next(iter(self._named_in))]  # the oldest
+                self._named_in[text] = named
+        return named
 
     def recognise(self, codings: Iterable[dict], texts: Iterable[str]) -> list[MedicineMatch]:
         """By code first; by name only when no code of the record is in the vocabulary. A cough

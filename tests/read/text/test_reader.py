@@ -118,6 +118,16 @@ def test_prefilter_skips_the_pipeline(reader, monkeypatch):
     assert reader.read("", ON) == ()
 
 
+def test_prefilter_remembers_its_no_for_short_texts_only(reader):
+    reader.clear_cache()
+    long_text = "Heart rate " * 40
+    for _ in range(2):
+        assert not reader.might_match("Body Height") and not reader.might_match(long_text)
+        assert reader.might_match("Fever") and pairs(reader.read("Fever", ON)) == {("infection-fever", "affirmed")}
+    assert "Body Height" in reader._no_match
+    assert long_text not in reader._no_match and "Fever" not in reader._no_match
+
+
 def test_cache_hit_is_fast_and_keyed_on_date(reader):
     text = "Low back pain x 3 days, now urinary retention. " * 20
     reader.clear_cache()
