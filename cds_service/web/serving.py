@@ -246,6 +246,9 @@ def own_listeners(shared: list) -> list[socket.socket]:
         own = socket.socket(listener.family, socket.SOCK_STREAM)
         own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        # As gunicorn sets it on its listeners: the accepted connections inherit it. Without it
+        # a small answer waits for the client's delayed ACK (Nagle): 40 ms a keep-alive call.
+        own.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         own.bind(listener.getsockname())
         mine.append(own)
     return mine
