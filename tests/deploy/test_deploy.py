@@ -249,11 +249,12 @@ def nginx_directives(conf: str, name: str) -> list[str]:
 
 
 def test_nginx_proxies_to_an_upstream_group_of_the_app_service(nginx_conf, services):
-    (server,) = [d for d in nginx_directives(nginx_conf, "server") if "{" not in d]
-    address, *parameters = server.split()
-    host, port = address.split(":")
-    assert (host, int(port)) == ("app", int(as_mapping(services["app"]["environment"])["CDS_PORT"]))
-    assert {"max_fails=2", "fail_timeout=5s", "resolve"} <= set(parameters), "forget a failed replica, re-resolve"
+    primary, backup = [d.split() for d in nginx_directives(nginx_conf, "server") if "{" not in d]
+    app = f"app:{as_mapping(services['app']['environment'])['CDS_PORT']}"
+    assert primary[0] == backup[0] == app
+    assert {"max_fails=2", "fail_timeout=5s", "resolve"} <= set(primary[1:]), "forget a failed replica, re-resolve"
+    # the same replicas as backups never marked failed: no "no live upstreams" in a rolling restart
+    assert {"backup", "max_fails=0", "resolve"} <= set(backup[1:])
     assert set(nginx_directives(nginx_conf, "proxy_pass")) == {"http://app"}
     assert nginx_directives(nginx_conf, "zone") == ["app 64k"]
     assert nginx_directives(nginx_conf, "keepalive") == ["32"], "keep-alive connections to the replicas"

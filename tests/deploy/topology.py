@@ -51,11 +51,15 @@ def nginx_conf(folder: Path, port: int, replica_ports: list[int], can_resolve: b
     """deploy/nginx.conf for loopback; `backup_ports` are replicas nginx sends to only when the
     others fail (a test that must know which replica a call reaches first)."""
     text = NGINX_CONF.read_text()
-    server = re.search(r"(?m)^(\s*)server app:8080 ([^;]*);", text)
-    parameters = server.group(2) if can_resolve else server.group(2).replace(" resolve", "")
-    servers = "".join(f"{server.group(1)}server 127.0.0.1:{p} {parameters}{' backup' * (p in backup_ports)};\n"
-                      for p in replica_ports)
-    text = text[:server.start()] + servers.rstrip("\n") + text[server.end():]
+
+    def servers(line: re.Match) -> str:
+        indent, parameters = line.group(1), line.group(2) if can_resolve else line.group(2).replace(" resolve", "")
+        primary = "backup" not in parameters.split()
+        return "\n".join(f"{indent}server 127.0.0.1:{p} {parameters}{' backup' * (primary and p in backup_ports)};"
+                         for p in replica_ports)
+
+    text, count = re.subn(r"(?m)^(\s*)server app:8080 ([^;]*);", servers, text)
+    assert count, "deploy/nginx.conf no longer has `server app:8080`: update tests/deploy/topology.py"
     for temp in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (folder / temp).mkdir(parents=True, exist_ok=True)
     temp_paths = "".join(f"    {t}_temp_path {folder / t};\n" for t in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
