@@ -28,10 +28,10 @@ from sqlalchemy import create_engine, func, select
 from cds_service.cli import main as cli_main
 from cds_service.governance.store.schema import judgement
 from tests.governance.support import SIGN, early_mri_request
-from tests.security.jwt_support import EHR_ISS, claims, ec_key, jwks, sign, write_issuers
+from tests.security.jwt_support import claims, sign
 
 from .test_topology import wait_until
-from .topology import Nginx, Replica, free_port, nginx_binary, nginx_conf, nginx_version
+from .topology import Nginx, SignedDeployment, nginx_binary
 
 pytestmark = [pytest.mark.topology, pytest.mark.postgres, pytest.mark.redis]
 
@@ -85,18 +85,10 @@ def slow_call(fhir_base: str, hook_instance: str) -> dict:
 @pytest.mark.skipif(NGINX is None, reason="nginx is not installed (Debian: apt-get install nginx)")
 def test_a_call_resent_by_nginx_after_its_replica_died_is_answered_once(tmp_path, pg_url, redis_url):
     assert cli_main(["db", "upgrade", "--database-url", pg_url]) == 0
-    key = ec_key()
-    (tmp_path / "jwks.json").write_text(json.dumps(jwks(key)))
-    issuers = write_issuers(tmp_path / "issuers.yaml", [{"iss": EHR_ISS, "jwks_file": str(tmp_path / "jwks.json")}])
-    nginx_port, ports = free_port(), [free_port(), free_port()]
-    base = f"http://127.0.0.1:{nginx_port}"
-    env = {"CDS_DATABASE_URL": pg_url, "CDS_REDIS_URL": redis_url, "CDS_AUTH_REQUIRED": "true",
-           "CDS_TRUST_SANDBOX": "false", "CDS_TRUSTED_ISSUERS_FILE": issuers, "CDS_PUBLIC_BASE_URL": base,
-           "CDS_PATIENT_HASH_KEY": "resend-test-key", "CDS_LOG_LEVEL": "WARNING"}
-    replica_a = Replica(tmp_path / "a", ports[0], env).start()
-    replica_b = Replica(tmp_path / "b", ports[1], env).start()
-    conf = nginx_conf(tmp_path / "nginx", nginx_port, ports, can_resolve=nginx_version(NGINX) >= (1, 27, 3),
-                      backup_ports=(ports[1],))
+    # B is nginx's backup: the call reaches A first
+    deployment = SignedDeployment(tmp_path, pg_url, redis_url, "resend-test-key", backup_ports_of=(1,))
+    key, base, conf = deployment.key, deployment.base, deployment.conf
+    replica_a, replica_b = deployment.replica_a, deployment.replica_b
     fhir = SlowFhirServer()
     threading.Thread(target=fhir.serve_forever, daemon=True).start()
     url = f"{base}/cds-services/{SIGN}"

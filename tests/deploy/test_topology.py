@@ -31,9 +31,9 @@ from cds_service.cli import main as cli_main
 from cds_service.governance.store.schema import judgement
 from tests.governance.support import SIGN, early_mri_request
 from tests.governance.tcp_proxy import TcpProxy
-from tests.security.jwt_support import EHR_ISS, claims, ec_key, jwks, sign, write_issuers
+from tests.security.jwt_support import claims, sign
 
-from .topology import Load, Nginx, Replica, free_port, nginx_binary, nginx_conf, nginx_version
+from .topology import Load, Nginx, SignedDeployment, nginx_binary
 
 pytestmark = [pytest.mark.topology, pytest.mark.postgres, pytest.mark.redis]
 
@@ -79,17 +79,9 @@ def test_two_replicas_behind_nginx_survive_kills_restarts_and_a_store_cut(tmp_pa
     through_proxy = target.set(host="127.0.0.1", port=store_proxy.port).render_as_string(hide_password=False)
     engine = create_engine(pg_url)
 
-    key = ec_key()
-    (tmp_path / "jwks.json").write_text(json.dumps(jwks(key)))
-    issuers = write_issuers(tmp_path / "issuers.yaml", [{"iss": EHR_ISS, "jwks_file": str(tmp_path / "jwks.json")}])
-    nginx_port, ports = free_port(), [free_port(), free_port()]
-    base = f"http://127.0.0.1:{nginx_port}"
-    env = {"CDS_DATABASE_URL": through_proxy, "CDS_REDIS_URL": redis_url, "CDS_AUTH_REQUIRED": "true",
-           "CDS_TRUST_SANDBOX": "false", "CDS_TRUSTED_ISSUERS_FILE": issuers, "CDS_PUBLIC_BASE_URL": base,
-           "CDS_PATIENT_HASH_KEY": "topology-test-key", "CDS_LOG_LEVEL": "WARNING"}
-    replica_a = Replica(tmp_path / "a", ports[0], env).start()
-    replica_b = Replica(tmp_path / "b", ports[1], env).start()
-    conf = nginx_conf(tmp_path / "nginx", nginx_port, ports, can_resolve=nginx_version(NGINX) >= (1, 27, 3))
+    deployment = SignedDeployment(tmp_path, through_proxy, redis_url, "topology-test-key")
+    key, base, conf = deployment.key, deployment.base, deployment.conf
+    replica_a, replica_b = deployment.replica_a, deployment.replica_b
 
     def hook_call(hook_instance: str):
         token = sign(key, claims(f"{base}/cds-services/{SIGN}"))
@@ -149,7 +141,7 @@ def test_two_replicas_behind_nginx_survive_kills_restarts_and_a_store_cut(tmp_pa
             time.sleep(1)
             store_proxy.stop()
             time.sleep(1.5)
-            ready = requests.get(f"http://127.0.0.1:{ports[0]}/readyz", timeout=5)
+            ready = requests.get(f"http://127.0.0.1:{replica_a.port}/readyz", timeout=5)
             time.sleep(3.5)
             store_proxy.start()
             time.sleep(1)

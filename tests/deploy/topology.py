@@ -12,6 +12,7 @@ serve` replicas on loopback, and a bounded load of signed hook calls.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -25,6 +26,8 @@ from collections import Counter
 from pathlib import Path
 
 import requests
+
+from tests.security.jwt_support import EHR_ISS, ec_key, jwks, write_issuers
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX_CONF = ROOT / "deploy" / "nginx.conf"
@@ -211,3 +214,26 @@ class Load:
 
     def summary(self) -> Counter:
         return Counter(str(outcome) for outcome in self.outcomes.values())
+
+
+class SignedDeployment:
+    """Two replicas with client authentication on (one trusted EC key), nginx's conf for them.
+
+    `database_url` and `redis_url` are what the replicas share; `backup_ports` as `nginx_conf`.
+    The replicas are started, not yet waited for."""
+
+    def __init__(self, folder: Path, database_url: str, redis_url: str, hash_key: str,
+                 backup_ports_of: tuple[int, ...] = ()):
+        self.key = ec_key()
+        (folder / "jwks.json").write_text(json.dumps(jwks(self.key)))
+        issuers = write_issuers(folder / "issuers.yaml", [{"iss": EHR_ISS, "jwks_file": str(folder / "jwks.json")}])
+        self.nginx_port, ports = free_port(), [free_port(), free_port()]
+        self.base = f"http://127.0.0.1:{self.nginx_port}"
+        env = {"CDS_DATABASE_URL": database_url, "CDS_REDIS_URL": redis_url, "CDS_AUTH_REQUIRED": "true",
+               "CDS_TRUST_SANDBOX": "false", "CDS_TRUSTED_ISSUERS_FILE": issuers, "CDS_PUBLIC_BASE_URL": self.base,
+               "CDS_PATIENT_HASH_KEY": hash_key, "CDS_LOG_LEVEL": "WARNING"}
+        self.replica_a = Replica(folder / "a", ports[0], env).start()
+        self.replica_b = Replica(folder / "b", ports[1], env).start()
+        backups = tuple(ports[i] for i in backup_ports_of)
+        self.conf = nginx_conf(folder / "nginx", self.nginx_port, ports,
+                               can_resolve=nginx_version(nginx_binary()) >= (1, 27, 3), backup_ports=backups)
