@@ -12,9 +12,11 @@ process that took it is dead. Two ways to tell:
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -32,8 +34,13 @@ def _start_time(pid: int) -> str | None:
 
 
 def this_process() -> str:
-    """This process as an owner on this host: `host:pid:start`."""
-    pid = os.getpid()
+    """This process as an owner on this host: `host:pid:start` (worked out once per process, not
+    on each claim: a forked worker has a pid of its own, so the pid is the key)."""
+    return _owner_of(os.getpid())
+
+
+@functools.lru_cache(maxsize=4)
+def _owner_of(pid: int) -> str:
     return f"{socket.gethostname()}:{pid}:{_start_time(pid) or '-'}"
 
 
@@ -81,13 +88,12 @@ class RedisHeartbeat:
             return self.owner
 
     def _beat(self, pid: int) -> None:
-        stop = threading.Event()
-        while self._pid == pid and not stop.is_set():
+        while self._pid == pid:  # (a forked child starts a beat of its own)
             try:
                 self._redis.set(self.key(self.owner), b"1", px=HEARTBEAT_TTL_MS)
             except self._errors:
                 pass  # Redis away: claims fail closed meanwhile; the beat resumes with it
-            stop.wait(HEARTBEAT_INTERVAL_SECONDS)
+            time.sleep(HEARTBEAT_INTERVAL_SECONDS)
 
     def alive(self, owner: str) -> bool:
         return bool(self._redis.exists(self.key(owner)))
