@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -70,3 +71,16 @@ class Served:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def wait_for_workers(served: Served, workers: int) -> None:
+    """Until `workers` workers have built the app (a booting worker does not listen yet)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        warmed = {json.loads(line)["pid"] for line in served.stderr.splitlines()
+                  if line.startswith("{") and '"event":"worker warmed"' in line}
+        if len(warmed) >= workers:
+            time.sleep(0.5)  # from warmed to listening
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{workers} workers did not start")

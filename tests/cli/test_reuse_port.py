@@ -7,11 +7,10 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-import time
 
 from cds_service.web.serving import own_listeners
 
-from .served import Served
+from .served import Served, wait_for_workers
 
 
 def pids_serving(served: Served, connections: int) -> set[int]:
@@ -30,19 +29,6 @@ def pids_serving(served: Served, connections: int) -> set[int]:
             if record.get("path") == "/cds-services":
                 pids.add(record["pid"])
     return pids
-
-
-def wait_for_workers(served: Served, workers: int) -> None:
-    """Until `workers` workers have built the app (a booting worker does not listen yet)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        warmed = {json.loads(line)["pid"] for line in served.stderr.splitlines()
-                  if line.startswith("{") and '"event":"worker warmed"' in line}
-        if len(warmed) >= workers:
-            time.sleep(0.5)  # from warmed to listening
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{workers} workers did not start")
 
 
 def test_connections_are_spread_over_both_workers(tmp_path):

@@ -26,7 +26,7 @@ import requests
 
 from tests.governance.support import SIGN, early_mri_request
 
-from .served import Served
+from .served import Served, wait_for_workers
 
 CLIENTS = 3
 
@@ -65,8 +65,10 @@ def test_a_reload_is_served_by_the_old_workers_until_the_new_ones_are_ready(tmp_
         threads = [threading.Thread(target=send_until, args=(url, stop, n, calls)) for n in range(CLIENTS)]
         for thread in threads:
             thread.start()
+        wait_for_workers(served, 2)  # both first workers up: the old ones are exactly these
         time.sleep(1)
-        old = {r["pid"] for r in log_records(served) if r.get("event") == "request"}
+        old = {r["pid"] for r in log_records(served) if r.get("event") == "worker warmed"}
+        assert len(old) == 2
         hup = time.time()
         served.process.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 90
