@@ -54,6 +54,12 @@ RELEVANT_CODES = (
 # Share of the resources (after the Patient) in each prefetch key. Observations dominate real
 # records (Synthea: about 70 % of a patient's clinical resources).
 SHARES = (("conditions", 0.08), ("procedures", 0.07), ("medications", 0.05), ("diagnosticReports", 0.05))
+# Keys of the discovery's prefetch for which this record has no resource: the Observations of the
+# narrowed searches (findings, exam), and no medication statement, clinical note, prior
+# referral or encounter. tests/bench checks that with the seven record keys they are every key
+# the services announce.
+EMPTY_KEYS = ("observationFindings", "examObservations", "medicationStatements", "clinicalNotes",
+              "serviceRequests", "encounters")
 VITALS_SHARE = 0.45  # of the Observations: vitals; the rest labs and surveys from Synthea
 
 _DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})(.*)$", re.S)
@@ -240,7 +246,8 @@ def _history_date(i: int, count: int) -> date:
 
 
 def prefetch(n: int, seed: int = 0) -> dict:
-    """The seven prefetch keys, holding `n` resources in all (Patient included)."""
+    """Every prefetch key the services announce, holding `n` resources in all (Patient
+    included): seven with the record, the rest empty searchsets (`EMPTY_KEYS`)."""
     rng = random.Random(seed * 1_000_003 + n)
     reid = _Reidentifier(rng)
     counts = _counts(n)
@@ -279,6 +286,10 @@ def prefetch(n: int, seed: int = 0) -> dict:
         "medications": _searchset(filler("MedicationRequest", "med", counts["medications"])),
         "imagingStudies": _searchset([]),  # no prior imaging: the common case
         "diagnosticReports": _searchset(filler("DiagnosticReport", "dr", counts["diagnosticReports"])),
+        # The service's other templates, answered as an EHR answers a search that matches nothing
+        # in this record: without them the service rightly withholds its rating ("not-fetched")
+        # and offers the red-flag screen on every call, which is not the common path.
+        **{key: _searchset([]) for key in EMPTY_KEYS},
     }
 
 

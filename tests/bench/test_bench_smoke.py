@@ -79,6 +79,21 @@ def test_the_service_accepts_the_payload(bench_app, n):
     assert isinstance(orjson.loads(response.get_data())["cards"], list)
 
 
+def test_the_payload_answers_every_prefetch_template_and_gets_a_rating(bench_app):
+    # An EHR honouring the discovery sends every key; a key left out would make the service
+    # withhold its rating and offer the red-flag screen on every call, so the benchmark would
+    # measure that path instead of the common one.
+    client = bench_app.test_client()
+    body = payloads.hook_request(300)
+    for service in client.get("/cds-services").get_json()["services"]:
+        assert set(body["prefetch"]) == set(service["prefetch"]), service["id"]
+    answer = orjson.loads(client.post(SERVICE_PATH, data=orjson.dumps(body), content_type="application/json").get_data())
+    assert [card["indicator"] for card in answer["cards"]] == ["warning"]
+    assert len(answer["systemActions"]) == 1  # the rating on the order: nothing withheld
+    links = [link["url"] for card in answer["cards"] for link in card.get("links", [])]
+    assert links and not [url for url in links if "/screen/" in url]  # no red-flag screen offered
+
+
 def test_the_floor_answers_no_cards_for_the_same_body(bench_app):
     response = bench_app.test_client().post(FLOOR_PATH, data=payloads.hook_body(300), content_type="application/json")
     assert response.status_code == 200
