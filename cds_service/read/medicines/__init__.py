@@ -22,7 +22,6 @@ not systemic (for a product recognised by its code, the RxNorm name of the produ
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -92,8 +91,9 @@ class MedicineVocabulary:
         self._remedy, self._remedy_groups = re.compile(remedies.pattern, re.IGNORECASE), frozenset(remedies.groups)
         self._oral_despite = (re.compile("|".join(f"(?:{p.pattern})" for p in forms.oral_despite), re.IGNORECASE)
                               if forms.oral_despite else None)
-        self._named_in: dict[str, tuple[tuple[Ingredient, str], ...]] = {}  # text -> names (insertion order)
-        self._named_lock = threading.Lock()
+        # A record repeats its medicines' texts, and the EHR its calls: each text's names are
+        # found once per process (the least recently used of NAMED_TEXTS texts forgotten first).
+        self._names_of = lru_cache(maxsize=NAMED_TEXTS)(self._find_names)
 
     @property
     def ingredients(self) -> list[Ingredient]:
@@ -126,17 +126,10 @@ class MedicineVocabulary:
                     found[ingredient.name] = self._match(ingredient, "name", word=word)
         return list(found.values())
 
-    def _names_of(self, text: str) -> tuple[tuple[Ingredient, str], ...]:
-        """(ingredient, word as written) of each name in `text`, in order; remembered (NAMED_TEXTS)."""
-        named = self._named_in.get(text)
-        if named is None:
-            named = tuple((self._by_name[" ".join(m.group(1).lower().split())], m.group(1))
-                          for m in self._names.finditer(text))
-            with self._named_lock:
-                if len(self._named_in) >= NAMED_TEXTS:
-                    del self._named_in[next(iter(self._named_in))]  # the oldest
-                self._named_in[text] = named
-        return named
+    def _find_names(self, text: str) -> tuple[tuple[Ingredient, str], ...]:
+        """(ingredient, word as written) of each name in `text`, in order (`_names_of` remembers)."""
+        return tuple((self._by_name[" ".join(m.group(1).lower().split())], m.group(1))
+                     for m in self._names.finditer(text))
 
     def recognise(self, codings: Iterable[dict], texts: Iterable[str]) -> list[MedicineMatch]:
         """By code first; by name only when no code of the record is in the vocabulary. A cough

@@ -31,6 +31,7 @@ never warns with a span's text. Findings (with snippets) stay in memory only.
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import re
 import threading
@@ -56,9 +57,9 @@ from .spans import Sentences as _Sentences
 from .spans import modifiers_of as _modifiers_of
 
 CACHE_SIZE = 1024
-# Short texts the prefilter passed over, remembered (the verdict depends on the text alone): at
+# Short texts' prefilter verdicts, remembered (the verdict depends on the text alone): at
 # N = 300 the prefilter was 13 % of reading the record, for 50 distinct texts among 218.
-NO_MATCH_SIZE, NO_MATCH_TEXT = 16384, 256
+VERDICTS_KEPT, SHORT_TEXT_CHARS = 16384, 256
 _BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
 
 
@@ -81,8 +82,9 @@ class TextReader:
         self._lock = threading.Lock()
         self._cache: OrderedDict[bytes, tuple[TextFinding, ...]] = OrderedDict()
         self._cache_size = cache_size
-        self._no_match: dict[str, None] = {}  # short texts the prefilter passed over (insertion order)
-        self._no_match_lock = threading.Lock()  # not _lock: that one is held while a text is read
+        # The prefilter's verdict on a short text (an Observation's name and value, a medicine's
+        # display), remembered: a record repeats them, and the EHR its calls.
+        self._short_might_match = functools.lru_cache(maxsize=VERDICTS_KEPT)(self._scan)
         # One Aho-Corasick pass for the prefilter's words instead of a substring test per word: an
         # Observation's short text is checked against hundreds of words (records hold thousands).
         self._prefilter = _automaton_of(self.rules.trigger_words)
@@ -116,24 +118,19 @@ class TextReader:
             return findings
 
     def clear_cache(self) -> None:
-        with self._lock, self._no_match_lock:
+        with self._lock:
             self._cache.clear()
-            self._no_match.clear()
+        self._short_might_match.cache_clear()
 
     def might_match(self, text: str) -> bool:
-        """The keyword prefilter: False means no rule can match (the pipeline is skipped)."""
-        if text in self._no_match:
-            return False
+        """The keyword prefilter: False means no rule can match (the pipeline is skipped). The
+        verdict on a text of at most SHORT_TEXT_CHARS characters is remembered."""
+        return self._short_might_match(text) if len(text) <= SHORT_TEXT_CHARS else self._scan(text)
+
+    def _scan(self, text: str) -> bool:
         if self._prefilter is not None and next(self._prefilter.iter(text.lower()), None) is not None:
             return True
-        if self._trigger_regex and self._trigger_regex.search(text):
-            return True
-        if len(text) <= NO_MATCH_TEXT:
-            with self._no_match_lock:
-                if len(self._no_match) >= NO_MATCH_SIZE:
-                    del self._no_match[next(iter(self._no_match))]  # the oldest
-                self._no_match[text] = None
-        return False
+        return bool(self._trigger_regex and self._trigger_regex.search(text))
 
     # ------------------------------------------------------------------ internals
     def _read(self, text: str, written_on: date | None) -> tuple[TextFinding, ...]:

@@ -118,14 +118,18 @@ def test_prefilter_skips_the_pipeline(reader, monkeypatch):
     assert reader.read("", ON) == ()
 
 
-def test_prefilter_remembers_its_no_for_short_texts_only(reader):
+def test_prefilter_remembers_its_verdict_on_short_texts_only(reader):
     reader.clear_cache()
     long_text = "Heart rate " * 40
     for _ in range(2):
         assert not reader.might_match("Body Height") and not reader.might_match(long_text)
         assert reader.might_match("Fever") and pairs(reader.read("Fever", ON)) == {("infection-fever", "affirmed")}
-    assert "Body Height" in reader._no_match
-    assert long_text not in reader._no_match and "Fever" not in reader._no_match
+    remembered = reader._short_might_match.cache_info()
+    # "Body Height" and "Fever", each scanned once; the long text is scanned each time.
+    assert (remembered.currsize, remembered.misses) == (2, 2)
+    assert remembered.hits >= 3
+    reader.clear_cache()
+    assert reader._short_might_match.cache_info().currsize == 0
 
 
 def test_cache_hit_is_fast_and_keyed_on_date(reader):
