@@ -11,16 +11,15 @@ counter-examples must not, so a broken rule stops the app rather than a request.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from cds_service.rules import RULES_DIR, RuleDataError
-from cds_service.rules.loader import check_pattern
+from cds_service.rules.loader import RuleModel, check_pattern, load_rule_file
 
 RULES_FILE = RULES_DIR / "orders" / "care-names.json"
 # Names are short; a longer text is cut before any pattern sees it (bounded work per record).
@@ -31,8 +30,8 @@ class CareNamesError(RuleDataError):
     """care-names.json is malformed (raised at start-up, never per request)."""
 
 
-class CareRule(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class CareRule(RuleModel):
+    entry_label = "{list}[{i}]"
 
     valueset: str = Field(pattern=r"^management-[a-z-]+$")
     pattern: str
@@ -45,9 +44,7 @@ class CareRule(BaseModel):
         return self
 
 
-class CareNames(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class CareNames(RuleModel):
     id: str
     title: str
     source: str = Field(min_length=10)
@@ -70,16 +67,7 @@ class CareNameRules:
 
 
 def load_care_names_file(path: Path) -> CareNameRules:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise CareNamesError(f"{path.name}: not readable JSON ({error})") from None
-    try:
-        return CareNameRules(CareNames.model_validate(raw))
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in first["loc"]).replace(".[", "[")
-        raise CareNamesError(f"{path.name}: {where or '(file)'}: {first['msg']}") from None
+    return CareNameRules(load_rule_file(path, CareNames, error=CareNamesError))
 
 
 @lru_cache(maxsize=1)

@@ -35,8 +35,10 @@ class RuleDataError(ValueError):
 class RuleModel(BaseModel):
     """The base of every rule schema: unknown keys are an error (a typo worth stopping for).
 
-    `entry_label` names an entry of a list in error messages: `{list}` is the list's key, `{n}`
-    the entry's number from 1 and `{i}` its index from 0."""
+    `entry_label` names an entry of a list in error messages: `{list}` is the list's key (with
+    the keys above it, `dose_forms.not_systemic`), `{n}` the entry's number from 1, `{i}` its index
+    from 0, and any other `{key}` that entry's own text value (`{name}`: "ingredients[3]
+    (naproxen)"); an entry without that key is named by the default label."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     entry_label: ClassVar[str] = "entry {n} ({list}[{i}])"
@@ -87,11 +89,12 @@ def validate_rule_data(data: Any, model: type[M], name: str, context: dict | Non
     try:
         return model.model_validate(data, context=context)
     except ValidationError as invalid:
-        raise error(f"{name}: {describe(invalid, model)}") from None
+        raise error(f"{name}: {describe(invalid, model, data)}") from None
 
 
-def describe(invalid: ValidationError, model: type[BaseModel]) -> str:
-    """The first problem of a validation error, as `<entry>: <problem>` in plain words."""
+def describe(invalid: ValidationError, model: type[BaseModel], data: Any = None) -> str:
+    """The first problem of a validation error, as `<entry>: <problem>` in plain words (`data`,
+    the validated content, lends its values to the entry labels)."""
     errors = invalid.errors(include_url=False)
     first = errors[0]
     place = _entry_of(first["loc"])
@@ -102,13 +105,13 @@ def describe(invalid: ValidationError, model: type[BaseModel]) -> str:
         owner = _model_at(model, unknown[0]["loc"][:-1])
         allowed = f"; allowed: {sorted(owner.model_fields)}" if owner else ""
         message = f"unknown key(s) {keys}{allowed}"
-        return _where(model, unknown[0]["loc"][:-1], message)
+        return _where(model, unknown[0]["loc"][:-1], message, data)
     loc = first["loc"]
     if first["type"] == "missing":
-        return _where(model, loc[:-1], f"missing key '{loc[-1]}'")
+        return _where(model, loc[:-1], f"missing key '{loc[-1]}'", data)
     if first["type"] == "rule_data":
-        return _where(model, loc, first["msg"], own=True)
-    return _where(model, loc, first["msg"])
+        return _where(model, loc, first["msg"], data, own=True)
+    return _where(model, loc, first["msg"], data)
 
 
 def _entry_of(loc: tuple) -> tuple:
@@ -119,28 +122,42 @@ def _entry_of(loc: tuple) -> tuple:
     return ()
 
 
-def _where(model: type[BaseModel], loc: tuple, message: str, own: bool = False) -> str:
+def _where(model: type[BaseModel], loc: tuple, message: str, data: Any = None, own: bool = False) -> str:
     parts: list[str] = []
     field = []
+    node = data  # the value at the current place of `loc`, for the entry labels
     position = 0
     while position < len(loc):
         part = loc[position]
+        validator_step = isinstance(part, str) and part.startswith(("function-", "model"))
+        if not validator_step:
+            node = node.get(part) if isinstance(node, dict) else None
         if position + 1 < len(loc) and isinstance(loc[position + 1], int):
             index = loc[position + 1]
+            node = node[index] if isinstance(node, list) and index < len(node) else None
             item = _model_at(model, loc[: position + 1])
             if item is None:  # a list of plain values: named as a field, absorbs[0]
                 field.append(f"{part}[{index}]")
             else:
-                parts.append(item.entry_label.format(list=part, n=index + 1, i=index))
+                parts.append(_label(item, ".".join([*field, str(part)]), index, node))
                 field = []
             position += 2
             continue
-        if not (isinstance(part, str) and part.startswith(("function-", "model"))):
+        if not validator_step:
             field.append(str(part))
         position += 1
     if field and not own:
         message = f"'{'.'.join(field)}': {message}"
     return ": ".join(parts + [message])
+
+
+def _label(item: type[BaseModel], list_name: str, index: int, entry: Any) -> str:
+    values = {k: v for k, v in entry.items() if isinstance(v, str)} if isinstance(entry, dict) else {}
+    where = {"list": list_name, "n": index + 1, "i": index}
+    try:
+        return item.entry_label.format_map({**values, **where})
+    except (KeyError, IndexError, ValueError):  # the label names a value this entry lacks
+        return RuleModel.entry_label.format_map(where)
 
 
 def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:

@@ -141,12 +141,13 @@ def _ingredient(raw: dict, name: str) -> dict:
 
 
 def test_a_broken_vocabulary_stops_the_app_naming_file_and_entry(tmp_path):
-    assert _broken(tmp_path, lambda raw: _ingredient(raw, "naproxen").update(brand="Aleve")).startswith(
-        "vocabulary.json: ingredients[")
+    # The file, the entry (named by the ingredient) and the problem, as every rule file says them
+    # (rules.loader).
     message = _broken(tmp_path, lambda raw: _ingredient(raw, "naproxen").update(brand="Aleve"))
-    assert "(naproxen)" in message and "brand" in message and "Extra inputs" in message
+    assert message.startswith(str(tmp_path / "vocabulary.json") + ": ingredients[")
+    assert "] (naproxen): unknown key(s) ['brand']; allowed: ['brands'," in message
     message = _broken(tmp_path, lambda raw: _ingredient(raw, "ibuprofen")["products"][0].update(rxnorm="19x806"))
-    assert "(ibuprofen).products[0].rxnorm" in message
+    assert "] (ibuprofen): products[0]: 'rxnorm': " in message and "1-8 digits" in message
     message = _broken(tmp_path, lambda raw: _ingredient(raw, "meloxicam").update(rxnorm="7258"))
     assert "(meloxicam): RxNorm code 7258 is already naproxen's" in message
     message = _broken(tmp_path, lambda raw: raw["dose_forms"]["not_systemic"][0].update(pattern=r"\binhaler\b"))

@@ -13,7 +13,7 @@ import yaml
 from cds_service.read.order_names import RULES_FILE, OrderNameRulesError, load_order_name_rules
 from cds_service.read.valuesets import VALUESET_DIR, ValueSetError, load_valuesets_from
 from cds_service.render.cards import CardContentError, CardRenderer
-from cds_service.rules.loader import RuleDataError, shown
+from cds_service.rules.loader import RuleDataError, RuleModel, shown, validate_rule_data
 
 REPO = Path(__file__).resolve().parent.parent.parent
 FEVER = json.loads((VALUESET_DIR / "infection-fever.json").read_text(encoding="utf-8"))
@@ -112,3 +112,41 @@ def test_a_bad_card_file_is_refused_naming_the_file_and_the_key(cards_copy, file
     with pytest.raises(CardContentError) as error:
         CardRenderer(cards_copy)
     assert str(error.value).startswith(f"{path}: {message}")
+
+
+class _Dose(RuleModel):
+    entry_label = "{list}[{i}]"
+
+    pattern: str
+
+
+class _Item(RuleModel):
+    entry_label = "{list}[{i}] ({name})"
+
+    name: str
+    doses: list[_Dose] = []
+
+
+class _Forms(RuleModel):
+    not_systemic: list[_Dose]
+
+
+class _File(RuleModel):
+    items: list[_Item]
+    forms: _Forms
+
+
+@pytest.mark.parametrize("data, message", [
+    # an entry's label may name one of its own values; a nested list keeps the keys above it
+    ({"items": [{"name": "naproxen", "brand": "Aleve"}], "forms": {"not_systemic": []}},
+     "f.json: items[0] (naproxen): unknown key(s) ['brand']; allowed: ['doses', 'name']"),
+    ({"items": [{"name": "ibuprofen", "doses": [{"pattern": 3}]}], "forms": {"not_systemic": []}},
+     "f.json: items[0] (ibuprofen): doses[0]: 'pattern': Input should be a valid string"),
+    ({"items": [], "forms": {"not_systemic": [{}]}}, "f.json: forms.not_systemic[0]: missing key 'pattern'"),
+    # an entry without the value its label names: the default label
+    ({"items": [{"doses": []}], "forms": {"not_systemic": []}}, "f.json: entry 1 (items[0]): missing key 'name'"),
+])
+def test_entry_labels_name_the_entry_by_its_own_values_and_its_place(data, message):
+    with pytest.raises(RuleDataError) as error:
+        validate_rule_data(data, _File, "f.json")
+    assert str(error.value) == message

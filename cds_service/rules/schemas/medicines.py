@@ -11,14 +11,13 @@ file and the entry, so a broken file stops the app at start rather than a reques
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from cds_service.rules.loader import RuleDataError, check_pattern
+from cds_service.rules.loader import RuleDataError, RuleModel, check_pattern, load_rule_file, shown
 
 RXNORM_CODE = re.compile(r"^[0-9]{1,8}$")
 TTYS = ("SCD", "SBD")
@@ -28,8 +27,10 @@ class VocabularyError(RuleDataError):
     """The medicine vocabulary is malformed (raised at start-up, never per request)."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Strict(RuleModel):
+    """An entry of the vocabulary is named by its list and index: `not_systemic[0]`."""
+
+    entry_label = "{list}[{i}]"
 
 
 class Product(_Strict):
@@ -55,6 +56,8 @@ class Brands(_Strict):
 
 
 class Ingredient(_Strict):
+    entry_label = "{list}[{i}] ({name})"  # "ingredients[3] (naproxen)"
+
     name: str = Field(min_length=3)
     group: str
     rxnorm: str | None  # the ingredient (IN) code; null: recognised by name (and ATC) only
@@ -114,22 +117,6 @@ class Vocabulary(_Strict):
     ingredients: list[Ingredient] = Field(min_length=1)
 
 
-def _where(error: dict, raw: dict) -> str:
-    """'ingredients[3] (naproxen).products[1].rxnorm' for a pydantic error location."""
-    parts: list[str] = []
-    node = raw
-    for step in error["loc"]:
-        if isinstance(step, int):
-            parts[-1] += f"[{step}]"
-            node = node[step] if isinstance(node, list) and step < len(node) else None
-            if isinstance(node, dict) and isinstance(node.get("name"), str) and "products" not in parts[-1]:
-                parts[-1] += f" ({node['name']})"
-        else:
-            parts.append(str(step))
-            node = node.get(step) if isinstance(node, dict) else None
-    return ".".join(parts) or "(file)"
-
-
 def _cross_checks(vocabulary: Vocabulary) -> list[str]:
     """What the models alone cannot say: known groups and sources, one owner per code and name."""
     problems = [f"not_conservative_care: unknown group '{g}'" for g in vocabulary.not_conservative_care.groups
@@ -158,20 +145,11 @@ def _cross_checks(vocabulary: Vocabulary) -> list[str]:
 
 
 def load_vocabulary_file(path: Path) -> Vocabulary:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise VocabularyError(f"{path.name}: not readable JSON ({error})") from None
-    if not isinstance(raw, dict):
-        raise VocabularyError(f"{path.name}: must be a JSON object")
-    try:
-        vocabulary = Vocabulary.model_validate(raw)
-    except ValidationError as error:
-        first = error.errors()[0]
-        raise VocabularyError(f"{path.name}: {_where(first, raw)}: {first['msg']}") from None
+    """The vocabulary file, validated (`rules.loader`), then checked across entries."""
+    vocabulary = load_rule_file(path, Vocabulary, error=VocabularyError)
     problems = _cross_checks(vocabulary)
     if problems:
-        raise VocabularyError(f"{path.name}: {problems[0]}")
+        raise VocabularyError(f"{shown(path)}: {problems[0]}")
     return vocabulary
 
 
