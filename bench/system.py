@@ -2,8 +2,8 @@
 
 Role in the benchmark:
 - `no_prefetch()`: order-select without prefetch against the real loopback FHIR server of the
-  tests, delaying every answer 50 ms; if the service fetches the 7 keys in parallel the total is
-  about 50 ms, if one after another about 350 ms.
+  tests, delaying every answer 50 ms; if the service fetches the 13 keys of its discovery in
+  parallel the total is about 50 ms, if one after another about 650 ms.
 - `worker_memory()`: a fresh gunicorn, exactly 1 000 service calls at N = 3 000, then the peak
   resident set (VmHWM) of each worker.
 - `cold_start()`: import + `create_app` timed in fresh interpreters (median of a few).
