@@ -318,6 +318,16 @@ def hook_body(n: int, **kwargs) -> bytes:
     return orjson.dumps(hook_request(n, **kwargs))
 
 
+def new_patient_body(n: int, index: int) -> bytes:
+    """The request of another patient (`bench-patient-v<index>`, records drawn with seed `index`):
+    every resource refers to that patient and the vital signs' values differ, so nothing in it
+    was seen in an earlier call (bench/patients.py)."""
+    body = hook_body(n, seed=index)
+    for written in (f'"Patient/{PATIENT_ID}"', f'"{PATIENT_ID}"'):  # references, then the ids
+        body = body.replace(written.encode(), written.replace(PATIENT_ID, f"{PATIENT_ID}-v{index}").encode())
+    return body
+
+
 def server_resources(n: int, seed: int = 0) -> list[dict]:
     """The same record as loose resources, for a FHIR server to answer searches with."""
     data = prefetch(n, seed)

@@ -94,6 +94,22 @@ def test_the_payload_answers_every_prefetch_template_and_gets_a_rating(bench_app
     assert links and not [url for url in links if "/screen/" in url]  # no red-flag screen offered
 
 
+def test_a_new_patient_body_is_another_record_the_service_judges_alike(bench_app):
+    # bench/patients.py: nothing of a new patient's body was seen before, yet the pathway's answer
+    # is the one of the repeated request (same episode, same order).
+    repeated, first, second = payloads.hook_body(300), payloads.new_patient_body(300, 1), payloads.new_patient_body(300, 2)
+    assert len({repeated, first, second}) == 3
+    body = orjson.loads(first)
+    assert body["context"]["patientId"] == body["prefetch"]["patient"]["id"] == f"{payloads.PATIENT_ID}-v1"
+    assert payloads.PATIENT_ID.encode() + b'"' not in first  # no resource left on the first patient
+    client = bench_app.test_client()
+    answers = [orjson.loads(client.post(SERVICE_PATH, data=raw, content_type="application/json").get_data())
+               for raw in (repeated, first)]
+    assert [[(c["indicator"], c["summary"]) for c in a["cards"]] for a in answers] == \
+        [[("warning", answers[0]["cards"][0]["summary"])]] * 2
+    assert all(len(a["systemActions"]) == 1 for a in answers)
+
+
 def test_the_floor_answers_no_cards_for_the_same_body(bench_app):
     response = bench_app.test_client().post(FLOOR_PATH, data=payloads.hook_body(300), content_type="application/json")
     assert response.status_code == 200
