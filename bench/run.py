@@ -152,8 +152,10 @@ def _value(results: dict, target: str) -> float | None:
         if target == "http_throughput_300":
             return row("http", 300).get("throughput_ratio")
         if target == "serving_throughput_300":
+            # only rounds whose two sides ran with both workers busy (bench/serving.py)
             ratios = [r["throughput_ratio"] for r in results.get("serving", [])
-                      if r.get("reuse_port") and r.get("threads") == 8 and "throughput_ratio" in r]
+                      if r.get("reuse_port") and r.get("threads") == 8 and "throughput_ratio" in r
+                      and serving.both_workers_busy(r)]
             return round(statistics.median(ratios), 2) if ratios else None
         if target == "no_prefetch_p50":
             return results.get("no_prefetch", {}).get("p50_ms")
