@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from cds_service.governance.feedback import parse_feedback
 from cds_service.governance.report import build_report
 
-from .support import CPT, SELECT, early_mri_request
+from .support import CPT, SELECT, accepted, early_mri_request, overridden
 
 TOPIC = "imaging-before-6-weeks"
 
@@ -85,3 +86,27 @@ def test_fires_further_apart_than_the_window_are_new_decisions(gov_app):
     assert (no_card["orders_judged"], no_card["fires"]) == (1, 1)
     # A period that cuts a decision counts only the fires inside it.
     assert store.report(datetime(2026, 3, 3).date(), None)["totals"]["orders_judged"] == 1
+
+
+def test_a_decision_joins_fires_through_one_without_feedback(gov_app):
+    """Feedback on the first and the last of three fires 25 minutes apart: one decision (each fire
+    within the window of the one before), whose outcome is the later item. The store numbers the
+    decisions of the orders that have feedback over all their fires, not only the ones answered:
+    over those alone the two answered fires would be 50 minutes apart, two decisions."""
+    store = gov_app.extensions["lumbar_cds"].recorder.store
+    store.insert_judgements([
+        row("2026-03-02T10:00:00", 1),
+        row("2026-03-02T10:25:00", 2),
+        row("2026-03-02T10:50:00", 3),
+        row("2026-03-02T10:10:00", 4, order="ServiceRequest/o-2"),  # an order without feedback
+    ])
+    items = parse_feedback({"feedback": [accepted("card-1", "s-1-0", at="2026-03-02T10:01:00Z"),
+                                         overridden("card-3", at="2026-03-02T10:51:00Z")]})
+    for item in items:
+        item["received_at"], item["service_id"] = datetime(2026, 3, 2, 11), SELECT
+    assert store.insert_feedback(items).stored == 2
+    report = store.report(None, None)
+    assert report == build_report(*store.load_rows(None, None))
+    (figures,) = report["topics"]
+    assert (figures["orders_judged"], figures["fires"]) == (2, 4)
+    assert (figures["accepted"], figures["overridden"]) == (0, 1)
