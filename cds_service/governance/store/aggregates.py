@@ -8,7 +8,7 @@ the counts, LEAD marks the fire that ends a decision, and the GROUP BY counts th
 and every row as a fire. Only the feedback and the shown cards it is about are read (feedback is
 a small share of the judgements): LAG marks the fire that starts a decision and a running SUM
 numbers them, over the orders that hold such a card only (numbering every order was most of the
-report's time: 1 million judgements, SQLite, 24.5 s before, 9.6 s after). Orphan items are
+report's time: 1 million judgements, SQLite, 21.0 s before, 9.6 s after). Orphan items are
 counted in SQL. `report_from_counts` gives the same figures as `build_report` over all rows
 (tests/governance/test_report.py checks both on each back end). Suggestions offered are counted
 with json_array_length: the recorder writes a card's suggestion ids once each.
