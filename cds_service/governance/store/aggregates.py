@@ -83,32 +83,32 @@ def _same_order(table) -> dict:
 
 
 def _fires_marked_last(dialect: str, start, end):
-    """The period's judgements, each marked `last` (1 when no fire of the same patient's order
-    and topic follows within the window): all the counts need, in one window pass (LEAD only)."""
+    """The period's judgements, each with its card kind ("shown", "silent" or "") and marked
+    `last` (1 when no fire of the same patient's order and topic follows within the window): all
+    the counts need, in one window pass (LEAD only)."""
     j = judgement.c
     after = func.lead(j.recorded_at).over(**_same_order(j))
+    has_card = and_(j.card_uuid.is_not(None), j.topic.is_not(None))
+    shown = has_card & j.shown.is_(True)
+    card = case((shown, "shown"), (has_card, "silent"), else_="")
     # a shown card's suggestions, counted here so the window's rows carry a number, not the list
-    offered = case((and_(j.card_uuid.is_not(None), j.topic.is_not(None), j.shown.is_(True)),
-                    func.json_array_length(j.suggestion_uuids)), else_=0)
-    marked = (select(j.recorded_at, j.topic, j.rating, j.card_uuid, j.shown, offered.label("offered"),
+    offered = case((shown, func.json_array_length(j.suggestion_uuids)), else_=0)
+    marked = (select(j.recorded_at, j.topic, j.rating, card.label("card"), offered.label("offered"),
                      after.label("after"))
               .where(*_window(j.recorded_at, start, end)).subquery("neighbours"))
     n = marked.c
     last = case((n.after.is_(None), 1), (_beyond_window(dialect, n.recorded_at, n.after), 1), else_=0)
-    return select(n.recorded_at, n.topic, n.rating, n.card_uuid, n.shown, n.offered,
-                  last.label("last")).subquery("fires")
+    return select(n.recorded_at, n.topic, n.rating, n.card, n.offered, last.label("last")).subquery("fires")
 
 
 def _count_query(dialect: str, fires):
     f = fires.c
     day = func.date(f.recorded_at) if dialect == "sqlite" else cast(f.recorded_at, Date)
-    has_card = and_(f.card_uuid.is_not(None), f.topic.is_not(None))
-    card = case((has_card & f.shown.is_(True), "shown"), (has_card, "silent"), else_="")
     last = cast(f.last, Integer)
     offered = func.sum(case((last == 1, f.offered), else_=0))
-    return (select(f.topic, day.label("day"), f.rating, card.label("card"), func.sum(last).label("orders"),
+    return (select(f.topic, day.label("day"), f.rating, f.card, func.sum(last).label("orders"),
                    func.count().label("fires"), offered.label("suggestions"))
-            .group_by(f.topic, day, f.rating, card))
+            .group_by(f.topic, day, f.rating, f.card))
 
 
 def _cards_with_feedback(dialect: str, start, end):
